@@ -1,0 +1,72 @@
+"""Suite-wide guards: only loopback is ever contacted, and no SDK phones home."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# Subprocesses (the Pulumi engine, sandbox processes of the emulator) inherit these:
+# telemetry off, and any HTTP(S) request to a non-loopback host goes to a dead proxy.
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["PULUMI_SKIP_UPDATE_CHECK"] = "true"
+os.environ["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] = "true"
+for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+    os.environ[_name] = "http://127.0.0.1:9"
+for _name in ("NO_PROXY", "no_proxy"):
+    os.environ[_name] = "127.0.0.1,localhost,::1"
+
+_violations: list[str] = []
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+class NonLoopbackConnectionError(ConnectionRefusedError):
+    """A test tried to reach an address outside the loopback range."""
+
+
+def is_loopback(address: Any) -> bool:
+    """True for loopback IPs, 'localhost' and unix sockets (anything that is not (host, port))."""
+    if not isinstance(address, tuple):
+        return True
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _guard(sock: socket.socket, address: Any) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address):
+        _violations.append(repr(address))
+        raise NonLoopbackConnectionError(f"non-loopback connection blocked in tests: {address!r}")
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    _guard(self, address)
+    _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    _guard(self, address)
+    return _real_connect_ex(self, address)
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_non_loopback_connection() -> Iterator[None]:
+    """Fail the test that made a non-loopback connection, even if a library swallowed the error."""
+    start = len(_violations)
+    yield
+    made = _violations[start:]
+    if made:
+        pytest.fail(f"test tried to contact non-loopback addresses: {made}")

@@ -20,8 +20,9 @@ def test_other_addresses_are_not_loopback() -> None:
 
 def test_connecting_to_a_public_address_is_blocked_and_recorded() -> None:
     before = len(_violations)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, pytest.raises(
-        NonLoopbackConnectionError
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock,
+        pytest.raises(NonLoopbackConnectionError),
     ):
         sock.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed, never contacted
     assert len(_violations) == before + 1

@@ -1,0 +1,121 @@
+"""Run the project's Pulumi engine (built by scripts/install-pulumi) offline, on a file backend.
+
+Shared by the local-stack script and the engine tests, so both set the engine up the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-pulumi"
+
+
+def engine_bin() -> Path:
+    """The folder holding `pulumi` and the Python language host; builds them on first use."""
+    done = subprocess.run(
+        [str(INSTALL_SCRIPT)], check=True, capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def offline_env(pulumi_home: Path, backend_dir: Path, passphrase: str) -> dict[str, str]:
+    """Environment for the engine: our venv and binaries first on PATH, no network, file backend."""
+    venv_bin = Path(sys.executable).parent
+    env = dict(os.environ)
+    env.update(
+        PATH=os.pathsep.join([str(engine_bin()), str(venv_bin), env.get("PATH", "")]),
+        PULUMI_HOME=str(pulumi_home),
+        PULUMI_BACKEND_URL=backend_dir.as_uri(),
+        PULUMI_CONFIG_PASSPHRASE=passphrase,
+        PULUMI_SKIP_UPDATE_CHECK="true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+        PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
+        PULUMI_RUNTIME_VIRTUALENV=str(venv_bin.parent),
+        DO_NOT_TRACK="1",
+    )
+    pulumi_home.mkdir(parents=True, exist_ok=True)
+    backend_dir.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+class PulumiError(RuntimeError):
+    """A pulumi command exited non-zero; carries its output."""
+
+
+@dataclass
+class PulumiProject:
+    """One Pulumi project folder and stack, driven through the CLI."""
+
+    cwd: Path
+    stack: str
+    env: dict[str, str]
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        # Our flags go before a "--" so that a config value may itself start with a dash.
+        split = args.index("--") if "--" in args else len(args)
+        command = [
+            "pulumi",
+            *args[:split],
+            "--stack",
+            self.stack,
+            "--non-interactive",
+            *args[split:],
+        ]
+        done = subprocess.run(
+            command,
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise PulumiError(
+                f"pulumi {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+            )
+        return done
+
+    def select_or_create(self) -> None:
+        selected = subprocess.run(
+            ["pulumi", "stack", "select", self.stack, "--non-interactive"],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        if selected.returncode != 0:
+            subprocess.run(
+                ["pulumi", "stack", "init", self.stack, "--non-interactive"],
+                cwd=self.cwd,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+
+    def set_config(self, key: str, value: str, secret: bool = False) -> None:
+        self.run("config", "set", key, *(["--secret"] if secret else []), "--", value)
+
+    def outputs(self, show_secrets: bool = False) -> dict[str, object]:
+        args = ["stack", "output", "--json", *(["--show-secrets"] if show_secrets else [])]
+        return json.loads(self.run(*args).stdout or "{}")
+
+    def up(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.run("up", "--yes", "--skip-preview", *extra)
+
+    def preview(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.run("preview", *extra)
+
+    def preview_changes(self, *extra: str) -> dict[str, int]:
+        """The preview's change summary, e.g. {"create": 2} or {"same": 7}."""
+        done = self.run("preview", "--json", *extra)
+        summary: dict[str, int] = json.loads(done.stdout).get("changeSummary", {})
+        return summary

@@ -55,6 +55,9 @@ class PulumiProject:
     cwd: Path
     stack: str
     env: dict[str, str]
+    config_file: Path | None = None  # a stack config kept outside the project folder
+
+    _TAKES_CONFIG_FILE = ("config", "up", "preview", "refresh", "destroy")
 
     def run(
         self, *args: str, check: bool = True, timeout: float = 600

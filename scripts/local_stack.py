@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -140,12 +141,11 @@ def point_at_emulator(project: PulumiProject, emulator: dict[str, Any]) -> None:
 
 
 def do_console_steps(
-    project: PulumiProject, emulator: dict[str, Any], outputs: dict[str, Any]
+    project: PulumiProject, emulator: dict[str, Any], outputs: dict[str, Any], record: Path
 ) -> bool:
     """What README tells a user to do in the real Console; True if a secret config value changed."""
     console = emulator["console_url"]
-    done_file = STATE / "console.json"
-    done: dict[str, Any] = json.loads(done_file.read_text()) if done_file.exists() else {}
+    done: dict[str, Any] = json.loads(record.read_text()) if record.exists() else {}
     changed = False
     if done.get("environment_id") != outputs["environment_id"] or not config_value(
         project, "cma:environmentKey"
@@ -169,7 +169,7 @@ def do_console_steps(
         project.set_config("cma:webhookSigningSecret", hook.json()["secret"], secret=True)
         changed = True
         log(f"registered {outputs['webhook_url']} for session.status_run_started")
-    done_file.write_text(json.dumps(done))
+    record.write_text(json.dumps(done))
     return changed
 
 
@@ -198,7 +198,7 @@ def up(port: int) -> int:
     point_at_emulator(project, emulator)
     log("pulumi up (local stack)")
     print(project.up().stdout, end="")
-    if do_console_steps(project, emulator, project.outputs()):
+    if do_console_steps(project, emulator, project.outputs(), STATE / "console.json"):
         log("pulumi up again, to wire the Console's values into the orchestrator")
         print(project.up().stdout, end="")
     print(json.dumps(project.outputs(), indent=2))

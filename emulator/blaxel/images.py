@@ -1,0 +1,177 @@
+"""Pushed images: zipped build contexts, stored as folders, laid into sandbox folders.
+
+A build context is what `ImageInstance.build()` (or `bl push`) uploads: a Dockerfile plus the
+files it copies. The emulator does not run containers: a sandbox created from an image gets the
+Dockerfile's `WORKDIR`, `ENV` and local `COPY`/`ADD` effects in its folder; `RUN` lines (apt,
+pip, ...) are skipped because sandbox processes use the emulator's own interpreter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import re
+import shlex
+import shutil
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
+
+from emulator.blaxel.exceptions import BadRequest
+from emulator.blaxel.files import sandbox_path
+
+_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+@dataclass
+class Image:
+    """One pushed tag of a sandbox image."""
+
+    ref: str  # what a sandbox spec names: <workspace>/sandbox/<name>:<tag>
+    name: str
+    tag: str
+    context_dir: Path
+    size: int  # bytes uploaded
+    digest: str  # sha256 of the uploaded archive
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Layout:
+    """What an image leaves in a sandbox beyond its files: working dir and environment."""
+
+    workdir: str = "/"
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def image_ref(workspace: str, name: str, tag: str) -> str:
+    return f"{workspace}/sandbox/{name}:{tag}"
+
+
+def _split_ref(ref: str, workspace: str) -> tuple[str, str]:
+    """(name, tag) of any spelling: ws/sandbox/name:tag, sandbox/name, name (tag latest)."""
+    path, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
+    parts = path.split("/")
+    if len(parts) == 3 and parts[0] == workspace and parts[1] == "sandbox":
+        parts = parts[2:]
+    elif len(parts) == 2 and parts[0] in ("sandbox", workspace):
+        parts = parts[1:]
+    return ("/".join(parts), tag or "latest")
+
+
+class ImageStore:
+    """Every pushed image of the workspace, kept under `root`."""
+
+    def __init__(self, root: Path, workspace: str) -> None:
+        self.root = root
+        self.workspace = workspace
+        self._lock = threading.Lock()
+        self._images: dict[tuple[str, str], Image] = {}
+        self._latest: dict[str, Image] = {}
+
+    def push(self, name: str, archive: bytes) -> Image:
+        """Store a zipped build context; BadRequest when it is not a usable one."""
+        digest = hashlib.sha256(archive).hexdigest()
+        tag = digest[:12]
+        target = self.root / name / tag
+        try:
+            with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+                names = zf.namelist()
+                if "Dockerfile" not in names:
+                    raise BadRequest("build context has no Dockerfile at its root")
+                if target.exists():
+                    shutil.rmtree(target)
+                target.mkdir(parents=True)
+                for member in names:
+                    dest = (target / member).resolve()
+                    if not dest.is_relative_to(target.resolve()):
+                        raise BadRequest(f"archive member escapes the context: {member}")
+                zf.extractall(target)
+        except zipfile.BadZipFile as exc:
+            raise BadRequest(f"uploaded archive is not a zip file: {exc}") from exc
+        image = Image(image_ref(self.workspace, name, tag), name, tag, target, len(archive), digest)
+        with self._lock:
+            self._images[(name, tag)] = image
+            self._latest[name] = image
+        return image
+
+    def resolve(self, ref: str) -> Image | None:
+        """The pushed image a spec names; None for images the emulator never received."""
+        name, tag = _split_ref(ref, self.workspace)
+        with self._lock:
+            if tag == "latest":
+                return self._latest.get(name)
+            return self._images.get((name, tag))
+
+    def list(self) -> list[Image]:
+        with self._lock:
+            return list(self._images.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self._images.clear()
+            self._latest.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def lay_out(image: Image, root: Path) -> Layout:
+    """Apply the image's Dockerfile to a sandbox folder: WORKDIR, ENV, local COPY/ADD."""
+    parser = DockerfileParser(fileobj=io.BytesIO())
+    parser.content = (image.context_dir / "Dockerfile").read_text()
+    layout = Layout()
+    for step in parser.structure:
+        instruction, value = step["instruction"], _expand(step["value"], layout.env)
+        if instruction == "WORKDIR":
+            layout.workdir = posixpath.normpath(posixpath.join(layout.workdir, value))
+            sandbox_path(root, layout.workdir).mkdir(parents=True, exist_ok=True)
+        elif instruction == "ENV":
+            layout.env.update(_parse_env(value))
+        elif instruction in ("COPY", "ADD"):
+            _copy(image.context_dir, root, layout.workdir, value)
+    return layout
+
+
+def _expand(value: str, env: dict[str, str]) -> str:
+    return _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), ""), value)
+
+
+def _parse_env(value: str) -> dict[str, str]:
+    words = shlex.split(value)
+    if words and "=" not in words[0]:  # legacy form: ENV KEY value with spaces
+        return {words[0]: " ".join(words[1:])}
+    return dict(word.split("=", 1) for word in words if "=" in word)
+
+
+def _copy(context: Path, root: Path, workdir: str, value: str) -> None:
+    words = json.loads(value) if value.lstrip().startswith("[") else shlex.split(value)
+    if any(w.startswith("--from") for w in words):
+        return  # another image's files (e.g. Blaxel's sandbox-api binary): not emulated
+    words = [w for w in words if not w.startswith("--")]
+    if len(words) < 2:
+        return
+    *sources, dest = words
+    dest_path = sandbox_path(root, posixpath.join(workdir, dest))
+    into_dir = dest.endswith("/") or len(sources) > 1 or dest_path.is_dir()
+    for pattern in sources:
+        clean = pattern.strip("/")
+        matches = [context] if clean in ("", ".") else sorted(context.glob(clean))
+        for source in matches:
+            if source.is_dir():
+                _copy_tree(source, dest_path)  # Docker copies a directory's contents
+            elif into_dir:
+                dest_path.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, dest_path / source.name)
+            else:
+                dest_path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, dest_path)
+
+
+def _copy_tree(source: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, dest, dirs_exist_ok=True, symlinks=True)

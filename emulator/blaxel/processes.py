@@ -1,0 +1,218 @@
+"""Sandbox processes as local subprocesses: `bash -c command` in its own process group.
+
+Each process gets reader threads for stdout and stderr and a waiter thread that enforces its
+timeout, so the table works the same from the server's event loop and from a test's thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from email.utils import formatdate
+from pathlib import Path
+from typing import IO, Any
+
+from emulator.blaxel.exceptions import BadRequest, NotFound
+
+OUTPUT_TAIL = 64 * 1024  # get/list show the last 64 KB of each stream, as the real API
+LOG_LIMIT = 4 * 1024 * 1024  # the logs endpoint shows up to 4 MB
+KEEP_ALIVE_DEFAULT_TIMEOUT_S = 600
+TERMINAL = ("completed", "failed", "killed", "stopped")
+
+
+def _http_date(timestamp: float) -> str:
+    return formatdate(timestamp, usegmt=True)
+
+
+class SandboxProcess:
+    """One command running (or finished) in a sandbox."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        command: str,
+        cwd: Path,
+        working_dir: str,
+        env: dict[str, str],
+        timeout_s: int | None,
+        keep_alive: bool,
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.working_dir = working_dir
+        self.keep_alive = keep_alive
+        self.env_names = sorted(env)
+        self.started_at = time.time()
+        self.completed_at: float | None = None
+        self.exit_code: int | None = None
+        self._forced_status: str | None = None
+        self._lock = threading.Lock()
+        self._stdout = bytearray()
+        self._stderr = bytearray()
+        self._logs = bytearray()
+        self._done = threading.Event()
+        self._popen = subprocess.Popen(
+            ["bash", "-c", command],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own group: stop/kill reach every child
+        )
+        self.pid = str(self._popen.pid)
+        self._readers = [
+            threading.Thread(
+                target=self._read, args=(self._popen.stdout, self._stdout), daemon=True
+            ),
+            threading.Thread(
+                target=self._read, args=(self._popen.stderr, self._stderr), daemon=True
+            ),
+        ]
+        for reader in self._readers:
+            reader.start()
+        threading.Thread(target=self._wait, args=(timeout_s,), daemon=True).start()
+
+    def _read(self, stream: IO[bytes] | None, buffer: bytearray) -> None:
+        assert stream is not None
+        for line in iter(stream.readline, b""):
+            with self._lock:
+                buffer.extend(line)
+                if len(self._logs) < LOG_LIMIT:
+                    self._logs.extend(line)
+        stream.close()
+
+    def _wait(self, timeout_s: int | None) -> None:
+        try:
+            returncode = self._popen.wait(timeout=timeout_s or None)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL, "killed")
+            returncode = self._popen.wait()
+        for reader in self._readers:
+            reader.join(timeout=0.5)  # a backgrounded child may hold the pipe open
+        with self._lock:
+            self.exit_code = returncode if returncode >= 0 else 128 - returncode
+            self.completed_at = time.time()
+        self._done.set()
+
+    @property
+    def status(self) -> str:
+        if not self._done.is_set():
+            return "running"
+        if self._forced_status:
+            return self._forced_status
+        return "completed" if self.exit_code == 0 else "failed"
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """True once the process has ended (blocking; call from a worker thread)."""
+        return self._done.wait(timeout_s)
+
+    def signal(self, sig: int, status: str) -> None:
+        """Send `sig` to the whole process group; the final status becomes `status`."""
+        if self._done.is_set():
+            return
+        self._forced_status = status
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._popen.pid, sig)
+
+    def output(self) -> tuple[str, str, str]:
+        with self._lock:
+            return (
+                self._stdout.decode(errors="replace"),
+                self._stderr.decode(errors="replace"),
+                self._logs.decode(errors="replace"),
+            )
+
+    def to_response(self, tail: int | None = OUTPUT_TAIL) -> dict[str, Any]:
+        """The sandbox API's `ProcessResponse`."""
+        stdout, stderr, logs = self.output()
+        if tail is not None:
+            stdout, stderr, logs = stdout[-tail:], stderr[-tail:], logs[-tail:]
+        return {
+            "pid": self.pid,
+            "name": self.name,
+            "command": self.command,
+            "workingDir": self.working_dir,
+            "status": self.status,
+            "exitCode": self.exit_code if self.exit_code is not None else 0,
+            "startedAt": _http_date(self.started_at),
+            "completedAt": _http_date(self.completed_at) if self.completed_at else "",
+            "stdout": stdout,
+            "stderr": stderr,
+            "logs": logs,
+            "keepAlive": self.keep_alive,
+            "restartCount": 0,
+            "restartOnFailure": False,
+            "maxRestarts": 0,
+            "stdin": False,
+        }
+
+
+class ProcessTable:
+    """A sandbox's processes, addressable by name or pid."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._processes: list[SandboxProcess] = []
+
+    def start(self, request: dict[str, Any], cwd: Path, env: dict[str, str]) -> SandboxProcess:
+        command = request.get("command")
+        if not isinstance(command, str) or not command.strip():
+            raise BadRequest("command is required")
+        name = request.get("name") or f"proc-{secrets.token_hex(4)}"
+        keep_alive = bool(request.get("keepAlive"))
+        timeout = request.get("timeout")
+        if timeout is None and keep_alive:
+            timeout = KEEP_ALIVE_DEFAULT_TIMEOUT_S
+        with self._lock:
+            if any(p.name == name and p.running for p in self._processes):
+                raise BadRequest(f"process with name '{name}' already exists and is running")
+            process = SandboxProcess(
+                name=name,
+                command=command,
+                cwd=cwd,
+                working_dir=str(request.get("workingDir") or "/"),
+                env=env,
+                timeout_s=int(timeout) if timeout else None,
+                keep_alive=keep_alive,
+            )
+            self._processes.append(process)
+        return process
+
+    def get(self, identifier: str) -> SandboxProcess:
+        with self._lock:
+            for process in reversed(self._processes):  # the latest run of a reused name
+                if identifier in (process.name, process.pid):
+                    return process
+        raise NotFound(f"process with identifier '{identifier}' not found")
+
+    def list(self) -> list[SandboxProcess]:
+        with self._lock:
+            return list(self._processes)
+
+    def any_running(self, keep_alive_only: bool = False) -> bool:
+        return any(p.running and (p.keep_alive or not keep_alive_only) for p in self.list())
+
+    def stop(self, identifier: str, sig: int = signal.SIGTERM, status: str = "stopped") -> None:
+        process = self.get(identifier)
+        if not process.running:
+            raise NotFound(f"process with identifier '{identifier}' is not running")
+        process.signal(sig, status)
+
+    def kill_all(self) -> None:
+        """SIGKILL every process group and wait (briefly) for each to be reaped."""
+        processes = self.list()
+        for process in processes:
+            process.signal(signal.SIGKILL, "killed")
+        for process in processes:
+            process.wait(5)

@@ -1,0 +1,152 @@
+"""Pure rules over sandbox payloads: names, durations, lifecycle policies, masking, expiry."""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import datetime
+from typing import Any
+
+from emulator.blaxel.exceptions import BadRequest
+
+SANDBOX_NAME_MAX_LENGTH = 49
+_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MASKED_ENV_VALUE = "****"  # what the control plane shows for every env value it reads back
+TTL_MAX_AGE_MIN_S = 300
+TTL_IDLE_MIN_S = 60
+DEFAULT_TERMINATED_RETENTION_S = 300
+DEFAULT_IMAGE = "blaxel/base-image:latest"
+DEFAULT_MEMORY = 4096
+POLICY_TYPES = ("ttl-idle", "ttl-max-age", "date")
+
+
+def validate_sandbox_name(name: Any) -> str:
+    """The name if the control plane accepts it, else Blaxel's 400."""
+    if not isinstance(name, str) or not name:
+        raise BadRequest("metadata.name is required", code="INVALID_INPUT")
+    if len(name) > SANDBOX_NAME_MAX_LENGTH or not _NAME.fullmatch(name):
+        raise BadRequest(
+            f"Invalid sandbox name '{name}': names use lowercase letters, digits and single"
+            f" hyphens, at most {SANDBOX_NAME_MAX_LENGTH} characters",
+            code="INVALID_INPUT",
+        )
+    return name
+
+
+def parse_duration(value: Any, field: str) -> int:
+    """Seconds in a duration such as '30m' or '1h30m' (units s, m, h, d, w)."""
+    text = str(value).strip() if value is not None else ""
+    parts = _DURATION.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise BadRequest(f"{field}: invalid duration '{value}' (use s, m, h, d or w units)")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def parse_date(value: Any, field: str) -> float:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise BadRequest(f"{field}: invalid ISO 8601 date '{value}'") from exc
+
+
+def validate_spec(spec: dict[str, Any]) -> None:
+    """Reject the TTLs and lifecycle policies the control plane refuses (400)."""
+    runtime = spec.get("runtime") or {}
+    ttl = runtime.get("ttl")
+    if ttl and parse_duration(ttl, "spec.runtime.ttl") < TTL_MAX_AGE_MIN_S:
+        raise BadRequest("spec.runtime.ttl: minimum is 5m")
+    if runtime.get("expires"):
+        parse_date(runtime["expires"], "spec.runtime.expires")
+    for index, policy in enumerate(lifecycle_policies(spec)):
+        field = f"spec.lifecycle.expirationPolicies[{index}]"
+        kind, value = policy.get("type"), policy.get("value")
+        if kind not in POLICY_TYPES:
+            raise BadRequest(f"{field}.type: must be one of {', '.join(POLICY_TYPES)}")
+        if policy.get("action", "delete") != "delete":
+            raise BadRequest(f"{field}.action: only 'delete' is supported")
+        if kind == "date":
+            parse_date(value, f"{field}.value")
+            continue
+        seconds = parse_duration(value, f"{field}.value")
+        minimum = TTL_IDLE_MIN_S if kind == "ttl-idle" else TTL_MAX_AGE_MIN_S
+        if seconds < minimum:
+            raise BadRequest(f"{field}.value: minimum for {kind} is {minimum}s")
+    for volume in spec.get("volumes") or []:
+        if not volume.get("name") or not str(volume.get("mountPath", "")).startswith("/"):
+            raise BadRequest("spec.volumes: each volume needs a name and an absolute mountPath")
+
+
+def lifecycle_policies(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    lifecycle = spec.get("lifecycle") or {}
+    return list(lifecycle.get("expirationPolicies") or [])
+
+
+def with_defaults(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """The spec as stored: the SDK's defaults filled in, unknown fields kept."""
+    spec = copy.deepcopy(spec or {})
+    runtime = spec.setdefault("runtime", {})
+    runtime["image"] = runtime.get("image") or DEFAULT_IMAGE
+    runtime["memory"] = runtime.get("memory") or DEFAULT_MEMORY
+    spec.setdefault("enabled", True)
+    return spec
+
+
+def merge_masked_envs(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> dict[str, Any]:
+    """Keep stored values for envs sent back masked (SDK updates round-trip a GET)."""
+    old = {e.get("name"): e for e in (old_spec.get("runtime") or {}).get("envs") or []}
+    runtime = new_spec.get("runtime") or {}
+    merged = []
+    for env in runtime.get("envs") or []:
+        env = dict(env)
+        previous = old.get(env.get("name"))
+        if previous is not None and env.get("value") in (None, MASKED_ENV_VALUE):
+            env["value"] = previous.get("value")
+        merged.append(env)
+    if "envs" in runtime:
+        runtime["envs"] = merged
+    return new_spec
+
+
+def masked(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as the API shows it: every env value masked, secret or not."""
+    shown = copy.deepcopy(spec)
+    for env in (shown.get("runtime") or {}).get("envs") or []:
+        if "value" in env:
+            env["value"] = MASKED_ENV_VALUE
+    return shown
+
+
+def env_values(spec: dict[str, Any]) -> dict[str, str]:
+    envs = (spec.get("runtime") or {}).get("envs") or []
+    return {str(e["name"]): str(e.get("value") or "") for e in envs if e.get("name")}
+
+
+def runtime_ports(spec: dict[str, Any]) -> list[int]:
+    ports = (spec.get("runtime") or {}).get("ports") or []
+    return [int(p["target"]) for p in ports if isinstance(p, dict) and p.get("target")]
+
+
+def expiry_deadline(spec: dict[str, Any], created_at: float, last_used_at: float) -> float | None:
+    """The time at which a policy (or runtime ttl/expires) deletes the sandbox, None if never."""
+    deadlines: list[float] = []
+    runtime = spec.get("runtime") or {}
+    if runtime.get("ttl"):
+        deadlines.append(created_at + parse_duration(runtime["ttl"], "ttl"))
+    if runtime.get("expires"):
+        deadlines.append(parse_date(runtime["expires"], "expires"))
+    for policy in lifecycle_policies(spec):
+        kind, value = policy.get("type"), policy.get("value")
+        if kind == "ttl-max-age":
+            deadlines.append(created_at + parse_duration(value, "value"))
+        elif kind == "ttl-idle":
+            deadlines.append(last_used_at + parse_duration(value, "value"))
+        elif kind == "date":
+            deadlines.append(parse_date(value, "value"))
+    return min(deadlines) if deadlines else None
+
+
+def terminated_retention(spec: dict[str, Any]) -> int:
+    value = (spec.get("lifecycle") or {}).get("terminatedRetention")
+    return parse_duration(value, "terminatedRetention") if value else DEFAULT_TERMINATED_RETENTION_S

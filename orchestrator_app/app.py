@@ -1,0 +1,138 @@
+"""The Starlette app: shared clients in lifespan state, errors mapped in one place, routes as data.
+
+`create_app(settings)` builds the app; without settings the lifespan reads them from the
+environment at startup (never at import). The lifespan configures the Blaxel SDK's client,
+opens one `AsyncAnthropic` client (authenticated by the environment key only), and runs the
+drainer, the recovery poll and the reaper as background tasks when dispatch is possible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from anthropic import AsyncAnthropic
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from orchestrator_app import health, webhooks
+from orchestrator_app.dispatch import Dispatcher, WorkQueue
+from orchestrator_app.errors import MalformedWebhook, NotConfigured, WebhookRejected
+from orchestrator_app.logging import register_secrets
+from orchestrator_app.recovery import recover_forever
+from orchestrator_app.settings import Settings
+from orchestrator_app.workers import WorkerSandboxes, configure_blaxel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What the routes share, held in lifespan state (`request.state.services`)."""
+
+    settings: Settings
+    anthropic: AsyncAnthropic
+    sandboxes: WorkerSandboxes
+    dispatcher: Dispatcher
+    # Why dispatch is off (missing settings); empty when the background tasks run.
+    not_dispatching: list[str] = field(default_factory=list)
+
+
+def build_services(settings: Settings) -> Services:
+    """The shared clients, built from settings (no network I/O)."""
+    configure_blaxel(settings)
+    key = settings.environment_key.get_secret_value() if settings.environment_key else ""
+    # An explicit (possibly empty) bearer: the SDK then never falls back to ANTHROPIC_API_KEY.
+    client = AsyncAnthropic(base_url=settings.anthropic_url, auth_token=key)
+    sandboxes = WorkerSandboxes(settings)
+    dispatcher = Dispatcher(settings, WorkQueue(client, settings.environment_id or ""), sandboxes)
+    blocking = [p for p in settings.missing() if "signing secret" not in p]
+    return Services(settings, client, sandboxes, dispatcher, blocking)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(
+    app: Starlette, settings_factory: Callable[[], Settings]
+) -> AsyncIterator[dict[str, Services]]:
+    settings = settings_factory()
+    register_secrets(settings.secret_values())
+    services = build_services(settings)
+    tasks: list[asyncio.Task[None]] = []
+    if services.not_dispatching:
+        log.warning("dispatch disabled", extra={"problems": services.not_dispatching})
+    else:
+        dispatcher = services.dispatcher
+        tasks = [
+            asyncio.create_task(dispatcher.run(), name="drainer"),
+            asyncio.create_task(dispatcher.reap_forever(), name="reaper"),
+            asyncio.create_task(
+                recover_forever(dispatcher, settings.recovery_poll_seconds), name="recovery"
+            ),
+        ]
+    log.info("orchestrator started", extra={"environment_id": settings.environment_id})
+    try:
+        yield {"services": services}
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await services.dispatcher.shutdown()
+        await services.anthropic.close()
+        log.info("orchestrator stopped")
+
+
+# ---------------------------------------------------------------- errors, in one place
+
+
+async def _rejected(request: Request, exc: Exception) -> Response:
+    log.warning("webhook rejected", extra={"reason": str(exc)})
+    return JSONResponse({"error": "unauthorized", "message": str(exc)}, status_code=401)
+
+
+async def _malformed(request: Request, exc: Exception) -> Response:
+    log.warning("webhook malformed", extra={"reason": str(exc)})
+    return JSONResponse({"error": "bad_request", "message": str(exc)}, status_code=400)
+
+
+async def _not_configured(request: Request, exc: Exception) -> Response:
+    log.warning("not configured", extra={"reason": str(exc)})
+    return JSONResponse({"error": "not_configured", "message": str(exc)}, status_code=503)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    return JSONResponse({"error": "internal", "message": "internal error"}, status_code=500)
+
+
+exception_handlers = {
+    WebhookRejected: _rejected,
+    MalformedWebhook: _malformed,
+    NotConfigured: _not_configured,
+    Exception: _unexpected,
+}
+
+routes = [
+    Route("/webhook", webhooks.receive, methods=["POST"]),
+    Route("/health", health.health, methods=["GET"]),
+    Route("/ready", health.ready, methods=["GET"]),
+]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The orchestrator app; settings are read from the environment at startup when not given."""
+
+    def settings_factory() -> Settings:
+        return settings if settings is not None else Settings.from_env()
+
+    return Starlette(
+        routes=routes,
+        exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        lifespan=lambda app: _lifespan(app, settings_factory),
+    )

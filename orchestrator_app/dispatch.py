@@ -1,0 +1,321 @@
+"""Dispatch: warm each session's worker sandbox, then claim its work, then start its worker.
+
+Webhooks and the recovery poll only *request* a drain; one drainer task runs the drains one
+after another, so a burst of deliveries collapses into one or two drains. A drain:
+
+1. lists this environment's claimable work (the environment key sees only its own queue, so
+   another environment's session never shows up and nothing is claimed for it);
+2. makes sure each of those sessions' worker sandboxes exists and answers, in parallel,
+   bounded by `max_concurrent_starts` (a sandbox that cannot be made ready leaves the work
+   unclaimed, for a later drain);
+3. polls and acks (claims) items one by one, and starts each item's worker process in its
+   session's sandbox with only the item's coordinates and per-item secret. A claimed item whose
+   worker cannot be started is force-stopped and the reason logged.
+
+The reaper deletes a worker sandbox once its worker process has ended and the sandbox has been
+idle for `worker_idle_delete_seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from anthropic import APIStatusError, AsyncAnthropic
+from anthropic.types.beta.environments import BetaSelfHostedWork
+
+from orchestrator_app.errors import BlaxelError
+from orchestrator_app.settings import Settings
+from orchestrator_app.workers import (
+    WorkerSandboxes,
+    worker_process_env,
+    worker_process_name,
+    worker_process_request,
+)
+
+log = logging.getLogger(__name__)
+
+SEEN_WEBHOOKS_MAX = 10_000
+LIST_LIMIT = 1_000
+
+
+def is_claimable(item: BetaSelfHostedWork) -> bool:
+    """Work that nobody has acknowledged yet (queued, or polled and never acked)."""
+    return item.state == "queued" or (item.state == "starting" and item.acknowledged_at is None)
+
+
+class WorkQueue:
+    """This environment's work queue, through the SDK, authenticated by the environment key."""
+
+    def __init__(self, client: AsyncAnthropic, environment_id: str) -> None:
+        self.client = client
+        self.environment_id = environment_id
+        self.worker_id = f"orchestrator-{socket.gethostname()}"
+
+    @property
+    def _work(self) -> Any:
+        return self.client.beta.environments.work
+
+    async def claimable_sessions(self) -> list[str]:
+        """Session ids with claimable work in this environment, oldest first, no repeats."""
+        sessions: dict[str, None] = {}
+        count = 0
+        async for item in self._work.list(self.environment_id, limit=100):
+            count += 1
+            if is_claimable(item) and item.data.type == "session":
+                sessions.setdefault(item.data.id, None)
+            if count >= LIST_LIMIT:
+                break
+        return list(sessions)
+
+    async def poll(self) -> BetaSelfHostedWork | None:
+        """One non-blocking poll: the next item (not yet acked), or None when empty."""
+        result: BetaSelfHostedWork | None = await self._work.poll(
+            self.environment_id, anthropic_worker_id=self.worker_id
+        )
+        return result
+
+    async def ack(self, item: BetaSelfHostedWork) -> None:
+        await self._work.ack(item.id, environment_id=self.environment_id)
+
+    async def stop(self, item: BetaSelfHostedWork) -> None:
+        """Force-stop an item we cannot serve; 'already stopped' (409) is fine."""
+        try:
+            await self._work.stop(item.id, environment_id=self.environment_id, force=True)
+        except APIStatusError as exc:
+            if exc.status_code != 409:
+                raise
+
+
+@dataclass
+class WorkerRecord:
+    """A worker this orchestrator started, until its sandbox is deleted."""
+
+    sandbox: str
+    process: str
+    work_id: str
+    ended_at: float | None = None
+
+
+@dataclass
+class DispatchStats:
+    """Counters the tests and the logs read."""
+
+    drains: int = 0
+    accepted: int = 0
+    claimed: int = 0
+    started: int = 0
+    stopped: int = 0
+    deleted: int = 0
+    duplicates: int = 0
+    started_by_session: dict[str, int] = field(default_factory=dict)
+
+
+class Dispatcher:
+    """Owns the drainer task, the in-flight sessions and the workers it started."""
+
+    def __init__(self, settings: Settings, queue: WorkQueue, sandboxes: WorkerSandboxes) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.sandboxes = sandboxes
+        self.workers: dict[str, WorkerRecord] = {}
+        self.stats = DispatchStats()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._in_flight: set[str] = set()
+        self._wake = asyncio.Event()
+        self._starts = asyncio.Semaphore(settings.max_concurrent_starts)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ entry points
+
+    def notify(self, session_id: str, webhook_id: str) -> bool:
+        """A verified run-started event arrived; False when it is a duplicate delivery."""
+        if webhook_id in self._seen or session_id in self._in_flight:
+            self.stats.duplicates += 1
+            log.info(
+                "duplicate delivery ignored",
+                extra={"session_id": session_id, "webhook_id": webhook_id},
+            )
+            return False
+        self._seen[webhook_id] = None
+        while len(self._seen) > SEEN_WEBHOOKS_MAX:
+            self._seen.popitem(last=False)
+        self._in_flight.add(session_id)
+        self.stats.accepted += 1
+        self.request_drain()
+        return True
+
+    def request_drain(self) -> None:
+        """Ask the drainer for one more drain (many requests before it runs count as one)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """The drainer: one drain per wake-up, forever (cancelled at shutdown)."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("drain failed; the next webhook or recovery poll retries it")
+
+    async def shutdown(self) -> None:
+        """Cancel the worker starts still running."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # ------------------------------------------------------------ the drain
+
+    async def drain(self) -> None:
+        """Warm the sandboxes of every session with claimable work, then claim and start."""
+        self.stats.drains += 1
+        hinted = set(self._in_flight) - set(self._starting_sessions())
+        try:
+            sessions = await self.queue.claimable_sessions()
+            if not sessions:
+                for session_id in hinted:
+                    log.info(
+                        "no queued work for this session in this environment",
+                        extra={"session_id": session_id},
+                    )
+                return
+            warm = await asyncio.gather(*(self._warm(s) for s in sessions))
+            ready = {s: name for s, name in zip(sessions, warm, strict=True) if name}
+            await self._claim_all(ready)
+        finally:
+            # Sessions hinted by a webhook that got no worker this time are no longer in flight.
+            self._in_flight -= hinted - set(self._starting_sessions())
+
+    async def _claim_all(self, ready: dict[str, str]) -> None:
+        polled: set[str] = set()
+        while True:
+            item = await self.queue.poll()
+            if item is None or item.id in polled:
+                return
+            polled.add(item.id)
+            if item.data.type != "session":
+                # Health checks and unknown kinds: nothing to run, release them at once.
+                await self.queue.ack(item)
+                await self.queue.stop(item)
+                continue
+            session_id = item.data.id
+            sandbox = ready.get(session_id) or await self._warm(session_id)
+            if not sandbox:
+                log.warning(
+                    "work left unclaimed: its worker sandbox is not ready",
+                    extra={"session_id": session_id, "work_id": item.id},
+                )
+                continue
+            await self.queue.ack(item)
+            self.stats.claimed += 1
+            log.info("work claimed", extra={"session_id": session_id, "work_id": item.id})
+            self._in_flight.add(session_id)
+            task = asyncio.create_task(self._start(item, sandbox))
+            task.set_name(f"start:{session_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _starting_sessions(self) -> list[str]:
+        return [t.get_name().removeprefix("start:") for t in self._tasks if not t.done()]
+
+    async def _warm(self, session_id: str) -> str | None:
+        """The session's ready sandbox name, or None (logged) when it cannot be made ready."""
+        try:
+            async with self._starts:
+                return await self.sandboxes.ensure_ready(session_id)
+        except BlaxelError as exc:
+            log.error(
+                "worker sandbox not ready", extra={"session_id": session_id, "reason": str(exc)}
+            )
+            return None
+
+    async def _start(self, item: BetaSelfHostedWork, sandbox: str) -> None:
+        session_id = item.data.id
+        try:
+            if not item.secret:
+                raise BlaxelError("the work item carried no per-item secret", transient=False)
+            env = worker_process_env(
+                base_url=self.settings.anthropic_url,
+                environment_id=item.environment_id,
+                session_id=session_id,
+                work_id=item.id,
+                work_secret=item.secret,
+            )
+            async with self._starts:
+                await self.sandboxes.start_worker(
+                    sandbox, worker_process_request(self.settings, env, item.id)
+                )
+            self.workers[session_id] = WorkerRecord(sandbox, worker_process_name(item.id), item.id)
+            self.stats.started += 1
+            self.stats.started_by_session[session_id] = (
+                self.stats.started_by_session.get(session_id, 0) + 1
+            )
+            log.info(
+                "worker started",
+                extra={"session_id": session_id, "work_id": item.id, "sandbox": sandbox},
+            )
+        except Exception as exc:
+            log.error(
+                "claimed work cannot be served; stopping it",
+                extra={"session_id": session_id, "work_id": item.id, "reason": str(exc)},
+            )
+            await self._stop_quietly(item)
+        finally:
+            self._in_flight.discard(session_id)
+
+    async def _stop_quietly(self, item: BetaSelfHostedWork) -> None:
+        try:
+            await self.queue.stop(item)
+            self.stats.stopped += 1
+        except Exception as exc:
+            log.error("force-stop failed", extra={"work_id": item.id, "reason": str(exc)})
+
+    # ------------------------------------------------------------ the reaper
+
+    async def reap_once(self, now: float | None = None) -> None:
+        """Note workers that ended; delete sandboxes idle for long enough since."""
+        now = asyncio.get_running_loop().time() if now is None else now
+        for session_id, record in list(self.workers.items()):
+            if session_id in self._in_flight:
+                continue
+            try:
+                if record.ended_at is None:
+                    state = await self.sandboxes.process_state(record.sandbox, record.process)
+                    if state.ended:
+                        record.ended_at = now
+                        log.info(
+                            "worker ended", extra={"session_id": session_id, "status": state.status}
+                        )
+                if (
+                    record.ended_at is not None
+                    and now - record.ended_at >= self.settings.worker_idle_delete_seconds
+                ):
+                    await self.sandboxes.delete(record.sandbox)
+                    if self.workers.get(session_id) is record:
+                        del self.workers[session_id]
+                    self.stats.deleted += 1
+                    log.info(
+                        "worker sandbox deleted",
+                        extra={"session_id": session_id, "sandbox": record.sandbox},
+                    )
+            except BlaxelError as exc:
+                log.warning(
+                    "reaper could not check a worker",
+                    extra={"session_id": session_id, "reason": str(exc)},
+                )
+
+    async def reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reap_interval_seconds)
+            try:
+                await self.reap_once()
+            except Exception:
+                log.exception("reaper pass failed")

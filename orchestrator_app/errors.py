@@ -1,0 +1,28 @@
+"""The orchestrator's exception tree; `app.py` maps each to a response in one place."""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Root of every error the orchestrator raises on purpose."""
+
+
+class WebhookRejected(OrchestratorError):
+    """The webhook's signature is missing, forged or outside the timestamp tolerance (401)."""
+
+
+class MalformedWebhook(OrchestratorError):
+    """The webhook is signed but its body is not an event we can read (400)."""
+
+
+class NotConfigured(OrchestratorError):
+    """A setting the route needs is missing (503); the message names it."""
+
+
+class BlaxelError(OrchestratorError):
+    """A Blaxel call failed; `transient` is True when retrying may help (5xx, 429, network)."""
+
+    def __init__(self, message: str, *, transient: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status

@@ -1,0 +1,136 @@
+"""The orchestrator's settings: read from the environment (prefix ORCH_, docs/contracts.md) on demand.
+
+Built explicitly with `Settings.from_env()` (never at import time), so tests and the emulator
+pass their own values. Secrets are `SecretStr` and may be missing: the app still serves
+`/health`, and `/ready` names what is missing (`missing()`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Blaxel expiration-policy durations: a number and a unit; ttl-max-age must be at least 5m.
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MIN_MAX_AGE_SECONDS = 300
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds in a Blaxel duration such as '30m' or '7d'; ValueError when it is not one."""
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like '30m', '24h' or '7d'")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _default_port() -> int:
+    # The sandbox runtime tells a process its port in PORT; ORCH_PORT overrides it.
+    raw = os.environ.get("PORT", "")
+    return int(raw) if raw.isdigit() else 8080
+
+
+class Settings(BaseSettings):
+    """Everything the orchestrator process is told; see docs/contracts.md for the names."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", frozen=True)
+
+    # Anthropic: the self-hosted environment this orchestrator serves.
+    environment_id: str | None = None
+    environment_key: SecretStr | None = None
+    webhook_signing_secret: SecretStr | None = None
+    anthropic_base_url: AnyHttpUrl = AnyHttpUrl("https://api.anthropic.com")
+
+    # Blaxel: where worker sandboxes are made.
+    blaxel_base_url: AnyHttpUrl = AnyHttpUrl("https://api.blaxel.ai/v0")
+    blaxel_api_key: SecretStr | None = None
+    blaxel_workspace: str | None = None
+
+    # Worker sandboxes.
+    worker_image: str | None = None
+    worker_memory_mb: Annotated[int, Field(ge=512)] = 4096
+    worker_region: str | None = None
+    worker_max_age: str = "24h"
+    worker_idle_delete_seconds: Annotated[float, Field(ge=0)] = 300.0
+    worker_workdir: str = "/app"  # the worker image's working dir, where `python -m worker` runs
+    # Optional: a secret the sandbox's network proxy injects as a header toward these hosts.
+    worker_proxy_secret: SecretStr | None = None
+    worker_proxy_destinations: list[str] = Field(default_factory=list)
+    worker_proxy_header: str = "Authorization"
+    worker_proxy_header_format: str = "Bearer {secret}"
+    # Optional: a persistent volume per session, mounted here (size in MB; 0 = no volume).
+    worker_volume_size_mb: Annotated[int, Field(ge=0)] = 0
+    worker_volume_mount_path: str = "/workspace"
+
+    # Dispatch.
+    recovery_poll_seconds: Annotated[float, Field(ge=0)] = 15.0  # 0 turns recovery off
+    max_concurrent_starts: Annotated[int, Field(ge=1)] = 8
+    start_retries: Annotated[int, Field(ge=0)] = 4
+    retry_base_seconds: Annotated[float, Field(ge=0)] = 0.5
+    sandbox_ready_timeout_seconds: Annotated[float, Field(gt=0)] = 180.0
+    reap_interval_seconds: Annotated[float, Field(gt=0)] = 5.0
+
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(default_factory=_default_port)
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings read from the process environment now."""
+        return cls()
+
+    @field_validator("worker_max_age")
+    @classmethod
+    def _max_age_is_a_duration(cls, value: str) -> str:
+        if duration_seconds(value) < MIN_MAX_AGE_SECONDS:
+            raise ValueError("must be at least 5m (Blaxel's minimum for ttl-max-age)")
+        return value
+
+    @field_validator("environment_key", "webhook_signing_secret", "blaxel_api_key", mode="before")
+    @classmethod
+    def _empty_secret_is_missing(cls, value: object) -> object:
+        # An empty env var (`ORCH_ENVIRONMENT_KEY=`) means "not set", not "the empty key".
+        return None if value == "" else value
+
+    @field_validator("environment_id", "blaxel_workspace", "worker_image", "worker_region")
+    @classmethod
+    def _empty_is_missing(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def anthropic_url(self) -> str:
+        """The Anthropic base URL without a trailing slash."""
+        return str(self.anthropic_base_url).rstrip("/")
+
+    @property
+    def blaxel_url(self) -> str:
+        """The Blaxel control-plane URL without a trailing slash."""
+        return str(self.blaxel_base_url).rstrip("/")
+
+    def secret_values(self) -> list[str]:
+        """Every secret this process holds, for the log redactor."""
+        secrets = (
+            self.environment_key,
+            self.webhook_signing_secret,
+            self.blaxel_api_key,
+            self.worker_proxy_secret,
+        )
+        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+
+    def missing(self) -> list[str]:
+        """What must still be set before the orchestrator can do its job, in words."""
+        checks = [
+            (self.environment_id, "environment id not set (ORCH_ENVIRONMENT_ID)"),
+            (self.environment_key, "environment key not set (ORCH_ENVIRONMENT_KEY)"),
+            (
+                self.webhook_signing_secret,
+                "webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)",
+            ),
+            (self.blaxel_api_key, "Blaxel API key not set (ORCH_BLAXEL_API_KEY)"),
+            (self.blaxel_workspace, "Blaxel workspace not set (ORCH_BLAXEL_WORKSPACE)"),
+            (self.worker_image, "worker image not set (ORCH_WORKER_IMAGE)"),
+        ]
+        return [problem for value, problem in checks if not value]

@@ -1,0 +1,102 @@
+"""`POST /webhook`: verify (Standard Webhooks, through the SDK), record, answer; dispatch later.
+
+The handler does no network I/O: it checks the signature, hands the session id to the
+dispatcher (which dedupes by `webhook-id` and by in-flight session) and answers 200. Only
+`session.status_run_started` is acted on; any other signed event is acknowledged and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from anthropic import AsyncAnthropic
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from orchestrator_app.errors import MalformedWebhook, NotConfigured, WebhookRejected
+
+log = logging.getLogger(__name__)
+
+RUN_STARTED = "session.status_run_started"
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """The parts of a verified delivery the orchestrator uses."""
+
+    webhook_id: str
+    event_type: str
+    object_id: str | None
+
+
+def _field(node: Any, name: str) -> Any:
+    # The SDK builds events leniently: a known type is a model, an unknown one may stay a dict.
+    return node.get(name) if isinstance(node, Mapping) else getattr(node, name, None)
+
+
+def check_signing_secret(secret: str) -> None:
+    """NotConfigured when the secret cannot be a Standard Webhooks key (empty, not base64)."""
+    try:
+        Webhook(secret)
+    except Exception as exc:
+        raise NotConfigured("webhook signing secret is not a valid whsec_ key") from exc
+
+
+def verify_event(
+    client: AsyncAnthropic, body: bytes, headers: Mapping[str, str], secret: str
+) -> WebhookEvent:
+    """Verify a delivery with the SDK and read it; WebhookRejected / MalformedWebhook otherwise."""
+    check_signing_secret(secret)
+    # A body that is not UTF-8 cannot carry a valid signature over its text: let it fail there.
+    text = body.decode("utf-8", errors="replace")
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        event = client.beta.webhooks.unwrap(text, headers=lowered, key=secret)
+    except WebhookVerificationError as exc:
+        raise WebhookRejected(f"signature rejected: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        # Parsing happens only once the signature matched.
+        raise MalformedWebhook("body is not JSON") from exc
+    except (ValueError, TypeError) as exc:
+        # A signature header that is not `v1,<base64>` fails inside the check.
+        raise WebhookRejected("signature header malformed") from exc
+    data = _field(event, "data")
+    event_type = _field(data, "type")
+    if not isinstance(event_type, str):
+        raise MalformedWebhook("event has no data.type")
+    object_id = _field(data, "id")
+    if event_type == RUN_STARTED and not (isinstance(object_id, str) and object_id):
+        raise MalformedWebhook("session.status_run_started event has no data.id")
+    return WebhookEvent(
+        lowered["webhook-id"], event_type, object_id if isinstance(object_id, str) else None
+    )
+
+
+async def receive(request: Request) -> JSONResponse:
+    """The webhook route: 200 fast, dispatch in the background."""
+    services = request.state.services
+    secret = services.settings.webhook_signing_secret
+    if secret is None:
+        raise NotConfigured("webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)")
+    body = await request.body()
+    event = verify_event(services.anthropic, body, request.headers, secret.get_secret_value())
+    if event.event_type != RUN_STARTED:
+        log.info(
+            "event ignored", extra={"event_type": event.event_type, "webhook_id": event.webhook_id}
+        )
+        return JSONResponse({"status": "ignored", "type": event.event_type})
+    if services.not_dispatching:
+        # Signed and valid, but we cannot claim anything yet: 503 lets the sender retry later.
+        raise NotConfigured("dispatch disabled: " + "; ".join(services.not_dispatching))
+    assert event.object_id is not None
+    accepted = services.dispatcher.notify(event.object_id, event.webhook_id)
+    log.info(
+        "run started",
+        extra={"session_id": event.object_id, "webhook_id": event.webhook_id, "accepted": accepted},
+    )
+    return JSONResponse({"status": "accepted" if accepted else "duplicate"})

@@ -1,0 +1,336 @@
+"""Worker sandboxes: their names and specs (pure), and their lifecycle through the Blaxel SDK.
+
+One sandbox per session, named from the session id; the worker process in it gets only the
+work item's coordinates and its per-item secret. The Blaxel SDK keeps one process-wide client:
+`configure_blaxel` points it at the configured control plane with the configured credentials
+(no environment variable moves the base URL), and every call here goes through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from blaxel.core.authentication import ApiKey, CredentialsType
+from blaxel.core.client.client import client as blaxel_client
+from blaxel.core.common.settings import settings as blaxel_settings
+from blaxel.core.errors import BlaxelError as SdkBlaxelError
+from blaxel.core.sandbox import SandboxInstance, sanitize_sandbox_name
+from blaxel.core.volume import VolumeInstance
+
+from orchestrator_app.errors import BlaxelError
+from orchestrator_app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+NAME_MAX = 49
+WORKER_COMMAND = "python -m worker"
+ROLE_LABEL = "cma-role"
+SESSION_LABEL = "cma-session-id"  # the raw session id (examples/run_session.py looks it up)
+ENVIRONMENT_LABEL = "cma-environment-id"
+PROXY_SECRET_NAME = "worker-proxy-secret"
+# Sandbox statuses: usable now, still coming up, or gone for good (create replaces those).
+READY_STATUSES = {"DEPLOYED", "STANDBY"}
+DEAD_STATUSES = {"FAILED", "TERMINATED", "DELETING"}
+ENDED_PROCESS_STATUSES = {"completed", "failed", "killed", "stopped"}
+
+
+# ---------------------------------------------------------------- pure: names and payloads
+
+
+def _stable_name(prefix: str, key: str) -> str:
+    """`<prefix>-<readable part of key>-<8 hex of its hash>`: valid, ≤ 49 chars, unique per key."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    room = NAME_MAX - len(prefix) - len(digest) - 2
+    try:
+        readable = sanitize_sandbox_name(key)[:room].strip("-")
+    except ValueError:
+        readable = ""
+    return "-".join(part for part in (prefix, readable, digest) if part)
+
+
+def worker_sandbox_name(session_id: str) -> str:
+    """The worker sandbox name of a session: stable, lowercase/digits/hyphens, at most 49 chars.
+
+    The hash keeps ids that differ only by case (session ids are case-sensitive) apart.
+    """
+    return _stable_name("w", session_id)
+
+
+def worker_volume_name(session_id: str) -> str:
+    """The per-session volume's name (same rule as sandbox names)."""
+    return _stable_name("v", session_id)
+
+
+def worker_process_name(work_id: str) -> str:
+    """The worker process name inside the sandbox: one per work item."""
+    return _stable_name("worker", work_id)
+
+
+def worker_process_env(
+    *, base_url: str, environment_id: str, session_id: str, work_id: str, work_secret: str
+) -> dict[str, str]:
+    """Exactly what the worker needs (docs/contracts.md): never the environment key or an API key."""
+    return {
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_ENVIRONMENT_ID": environment_id,
+        "ANTHROPIC_SESSION_ID": session_id,
+        "ANTHROPIC_WORK_ID": work_id,
+        "ANTHROPIC_WORK_SECRET": work_secret,
+    }
+
+
+def worker_process_request(settings: Settings, env: dict[str, str], work_id: str) -> dict[str, Any]:
+    """The sandbox API's process request that starts the worker and returns at once."""
+    return {
+        "name": worker_process_name(work_id),
+        "command": WORKER_COMMAND,
+        "working_dir": settings.worker_workdir,
+        "env": env,
+        "wait_for_completion": False,
+        # Keep the sandbox from scaling to zero while the worker serves the session;
+        # the worker ends itself when the session has been idle long enough.
+        "keep_alive": True,
+        "timeout": 0,
+    }
+
+
+def worker_sandbox_spec(settings: Settings, session_id: str) -> dict[str, Any]:
+    """The create request of a session's worker sandbox (SandboxCreateConfiguration keys).
+
+    The max-age policy is a last resort: the orchestrator deletes the sandbox itself once the
+    session's work has ended. A proxy secret goes only into the network proxy's routing rule
+    (write-only on Blaxel's side), never into an env var.
+    """
+    spec: dict[str, Any] = {
+        "name": worker_sandbox_name(session_id),
+        "image": settings.worker_image,
+        "memory": settings.worker_memory_mb,
+        "labels": {
+            ROLE_LABEL: "worker",
+            SESSION_LABEL: session_id,
+            ENVIRONMENT_LABEL: settings.environment_id or "",
+        },
+        "lifecycle": {
+            "expiration_policies": [
+                {"type": "ttl-max-age", "value": settings.worker_max_age, "action": "delete"}
+            ]
+        },
+    }
+    if settings.worker_region:
+        spec["region"] = settings.worker_region
+    if settings.worker_proxy_secret is not None and settings.worker_proxy_destinations:
+        header_value = settings.worker_proxy_header_format.format(
+            secret="{{SECRET:" + PROXY_SECRET_NAME + "}}"
+        )
+        spec["network"] = {
+            "proxy": {
+                "routing": [
+                    {
+                        "destinations": list(settings.worker_proxy_destinations),
+                        "headers": {settings.worker_proxy_header: header_value},
+                        "secrets": {
+                            PROXY_SECRET_NAME: settings.worker_proxy_secret.get_secret_value()
+                        },
+                    }
+                ]
+            }
+        }
+    if settings.worker_volume_size_mb:
+        spec["volumes"] = [
+            {
+                "name": worker_volume_name(session_id),
+                "mount_path": settings.worker_volume_mount_path,
+                "read_only": False,
+            }
+        ]
+    return spec
+
+
+# ---------------------------------------------------------------- errors and retries
+
+
+def as_blaxel_error(exc: BaseException, action: str) -> BlaxelError:
+    """One mapping from whatever the SDK raised to our `BlaxelError` (transient or not)."""
+    if isinstance(exc, BlaxelError):
+        return exc
+    if isinstance(exc, httpx.TransportError | asyncio.TimeoutError | ConnectionError):
+        return BlaxelError(f"{action}: {type(exc).__name__}", transient=True)
+    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    status = status if isinstance(status, int) else None
+    transient = status is None or status >= 500 or status == 429
+    if isinstance(exc, SdkBlaxelError) and exc.retryable is not None:
+        transient = exc.retryable
+    return BlaxelError(
+        f"{action}: {status or ''} {exc}".strip(), transient=transient, status=status
+    )
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]], *, action: str, retries: int, base_delay: float
+) -> T:
+    """Run `call`, retrying transient Blaxel failures with exponential backoff (base·2^n)."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except Exception as exc:
+            error = as_blaxel_error(exc, action)
+            if not error.transient or attempt >= retries:
+                raise error from exc
+            delay = base_delay * (2**attempt)
+            log.warning(
+                "transient Blaxel error, retrying",
+                extra={
+                    "action": action,
+                    "attempt": attempt + 1,
+                    "delay_s": delay,
+                    "error": str(error),
+                },
+            )
+            attempt += 1
+            await asyncio.sleep(delay)
+
+
+# ---------------------------------------------------------------- I/O: the Blaxel SDK
+
+
+def configure_blaxel(settings: Settings) -> None:
+    """Point the SDK's process-wide client (control plane and sandbox APIs) at our workspace."""
+    workspace = settings.blaxel_workspace or ""
+    api_key = settings.blaxel_api_key.get_secret_value() if settings.blaxel_api_key else ""
+    auth = ApiKey(
+        CredentialsType(api_key=api_key, workspace=workspace), workspace, settings.blaxel_url
+    )
+    blaxel_client.with_base_url(settings.blaxel_url)
+    blaxel_client.with_auth(auth)
+    # Sandbox API clients take their headers from the SDK settings' auth.
+    blaxel_settings.auth = auth
+
+
+@dataclass
+class ProcessState:
+    """What the orchestrator needs to know of a worker process."""
+
+    status: str  # running, completed, failed, killed, stopped, missing
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED_PROCESS_STATUSES or self.status == "missing"
+
+
+class WorkerSandboxes:
+    """Creates, readies, starts workers in and deletes worker sandboxes through the Blaxel SDK."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def _retry(self, call: Callable[[], Awaitable[T]], action: str) -> T:
+        return await with_retries(
+            call,
+            action=action,
+            retries=self.settings.start_retries,
+            base_delay=self.settings.retry_base_seconds,
+        )
+
+    async def _get(self, name: str) -> SandboxInstance | None:
+        try:
+            return await SandboxInstance.get(name)
+        except Exception as exc:
+            error = as_blaxel_error(exc, f"get sandbox {name}")
+            if error.status == 404:
+                return None
+            raise error from exc
+
+    async def _create(self, session_id: str) -> SandboxInstance:
+        if self.settings.worker_volume_size_mb:
+            await VolumeInstance.create_if_not_exists(
+                {
+                    "name": worker_volume_name(session_id),
+                    "size": self.settings.worker_volume_size_mb,
+                    "region": self.settings.worker_region,
+                }
+            )
+        with warnings.catch_warnings():
+            # Without a region the SDK prints a once-per-process notice; the region is a setting.
+            warnings.simplefilter("ignore", FutureWarning)
+            return await SandboxInstance.create_if_not_exists(
+                worker_sandbox_spec(self.settings, session_id)
+            )
+
+    async def ensure_ready(self, session_id: str) -> str:
+        """Make sure the session's worker sandbox exists and answers; returns its name."""
+        name = worker_sandbox_name(session_id)
+        deadline = asyncio.get_running_loop().time() + self.settings.sandbox_ready_timeout_seconds
+
+        async def once() -> SandboxInstance:
+            instance = await self._get(name)
+            if instance is None or instance.status in DEAD_STATUSES:
+                instance = await self._create(session_id)
+            return instance
+
+        instance = await self._retry(once, f"create sandbox {name}")
+        while instance.status not in READY_STATUSES:
+            if instance.status in DEAD_STATUSES or asyncio.get_running_loop().time() > deadline:
+                raise BlaxelError(f"sandbox {name} is {instance.status}", transient=False)
+            await asyncio.sleep(0.5)
+            instance = await self._retry(lambda: SandboxInstance.get(name), f"get sandbox {name}")
+        # Ready means its own API answers (the first call after standby may fail: retried).
+        await self._retry(instance.process.list, f"reach sandbox {name}")
+        return name
+
+    async def start_worker(self, sandbox_name: str, request: dict[str, Any]) -> None:
+        """Start the worker process; raises BlaxelError when it cannot be started."""
+
+        async def once() -> None:
+            instance = await SandboxInstance.get(sandbox_name)
+            started = await instance.process.exec(request)
+            if started.status == "failed":
+                raise BlaxelError(
+                    f"worker process in {sandbox_name} failed at start (exit {started.exit_code})",
+                    transient=False,
+                )
+
+        await self._retry(once, f"start worker in {sandbox_name}")
+
+    async def process_state(self, sandbox_name: str, process_name: str) -> ProcessState:
+        """The worker process's status; 'missing' when it or its sandbox is gone."""
+        instance = await self._get(sandbox_name)
+        if instance is None or instance.status in DEAD_STATUSES:
+            return ProcessState("missing")
+        try:
+            process = await instance.process.get(process_name)
+        except Exception as exc:
+            error = as_blaxel_error(exc, f"get process {process_name}")
+            if error.status == 404:
+                return ProcessState("missing")
+            raise error from exc
+        return ProcessState(str(process.status))
+
+    async def delete(self, sandbox_name: str) -> None:
+        """Delete a worker sandbox; one that is already gone counts as deleted."""
+
+        async def once() -> None:
+            try:
+                await SandboxInstance.delete(sandbox_name)
+            except Exception as exc:
+                error = as_blaxel_error(exc, f"delete sandbox {sandbox_name}")
+                if error.status != 404:
+                    raise error from exc
+
+        await self._retry(once, f"delete sandbox {sandbox_name}")
+
+    async def probe(self) -> None:
+        """One cheap authenticated control-plane call, for `/ready`."""
+        try:
+            await SandboxInstance.list(limit=1)
+        except Exception as exc:
+            raise as_blaxel_error(exc, "list sandboxes") from exc

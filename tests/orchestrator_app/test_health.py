@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from orchestrator_app.app import create_app
+from orchestrator_app.settings import Settings
+
+
+def test_health_answers_even_with_nothing_configured() -> None:
+    with TestClient(create_app(Settings())) as client:
+        response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_ready_names_each_missing_setting() -> None:
+    with TestClient(create_app(Settings())) as client:
+        response = client.get("/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not_ready"
+    assert "environment key not set (ORCH_ENVIRONMENT_KEY)" in body["problems"]
+    assert "worker image not set (ORCH_WORKER_IMAGE)" in body["problems"]
+
+
+def test_ready_reports_unreachable_apis(offline_settings: Settings) -> None:
+    with TestClient(create_app(offline_settings)) as client:
+        response = client.get("/ready")
+    assert response.status_code == 503
+    problems = response.json()["problems"]
+    assert f"Anthropic API unreachable at {offline_settings.anthropic_url}" in problems
+    assert f"Blaxel API unreachable at {offline_settings.blaxel_url}" in problems
+    assert len(problems) == 2

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from orchestrator_app.settings import Settings, duration_seconds
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("ORCH_") or name == "PORT":
+            monkeypatch.delenv(name)
+
+
+def test_settings_are_read_from_orch_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_ENVIRONMENT_ID", "env_123")
+    monkeypatch.setenv("ORCH_ENVIRONMENT_KEY", "sk-ant-oat01-secret")
+    monkeypatch.setenv("ORCH_BLAXEL_BASE_URL", "http://127.0.0.1:5000/blaxel/v0")
+    monkeypatch.setenv("ORCH_MAX_CONCURRENT_STARTS", "3")
+    settings = Settings.from_env()
+    assert settings.environment_id == "env_123"
+    assert settings.environment_key is not None
+    assert settings.environment_key.get_secret_value() == "sk-ant-oat01-secret"
+    assert settings.blaxel_url == "http://127.0.0.1:5000/blaxel/v0"
+    assert settings.max_concurrent_starts == 3
+
+
+def test_secrets_never_appear_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_ENVIRONMENT_KEY", "sk-ant-oat01-secret")
+    monkeypatch.setenv("ORCH_BLAXEL_API_KEY", "bl-secret-value")
+    text = repr(Settings.from_env()) + str(Settings.from_env().model_dump())
+    assert "sk-ant-oat01-secret" not in text
+    assert "bl-secret-value" not in text
+
+
+def test_settings_are_not_read_at_import_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Settings.from_env()
+    monkeypatch.setenv("ORCH_ENVIRONMENT_ID", "env_later")
+    assert first.environment_id is None
+    assert Settings.from_env().environment_id == "env_later"
+
+
+def test_port_defaults_to_port_then_8080(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().port == 8080
+    monkeypatch.setenv("PORT", "4321")
+    assert Settings.from_env().port == 4321
+    monkeypatch.setenv("ORCH_PORT", "9999")
+    assert Settings.from_env().port == 9999
+
+
+def test_missing_names_every_unset_requirement() -> None:
+    problems = Settings.from_env().missing()
+    assert "environment key not set (ORCH_ENVIRONMENT_KEY)" in problems
+    assert "webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)" in problems
+    assert "Blaxel API key not set (ORCH_BLAXEL_API_KEY)" in problems
+    assert len(problems) == 6
+
+
+def test_an_empty_secret_counts_as_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_ENVIRONMENT_KEY", "")
+    settings = Settings.from_env()
+    assert settings.environment_key is None
+    assert "environment key not set (ORCH_ENVIRONMENT_KEY)" in settings.missing()
+
+
+def test_a_bad_endpoint_is_rejected_naming_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_ANTHROPIC_BASE_URL", "not a url")
+    with pytest.raises(ValidationError, match="anthropic_base_url"):
+        Settings.from_env()
+
+
+def test_worker_max_age_must_be_a_duration_of_at_least_5m(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_WORKER_MAX_AGE", "2m")
+    with pytest.raises(ValidationError, match="worker_max_age"):
+        Settings.from_env()
+    monkeypatch.setenv("ORCH_WORKER_MAX_AGE", "soon")
+    with pytest.raises(ValidationError, match="worker_max_age"):
+        Settings.from_env()
+
+
+def test_duration_seconds_reads_blaxel_durations() -> None:
+    assert duration_seconds("30m") == 1800
+    assert duration_seconds("7d") == 7 * 86400
+    with pytest.raises(ValueError):
+        duration_seconds("7 days")
+
+
+def test_secret_values_lists_what_the_redactor_must_hide() -> None:
+    settings = Settings.model_validate(
+        {"environment_key": "sk-ant-oat01-abc", "blaxel_api_key": "bl-key-1234"}
+    )
+    assert sorted(settings.secret_values()) == ["bl-key-1234", "sk-ant-oat01-abc"]

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from worker.__main__ import REQUIRED, max_idle, missing_env, workspace_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_worker(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ["PATH"], "DO_NOT_TRACK": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "worker"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+def test_missing_env_names_every_unset_contract_variable() -> None:
+    assert missing_env({}) == list(REQUIRED)
+    assert missing_env({name: "x" for name in REQUIRED}) == []
+
+
+def test_the_workspace_sits_beside_the_working_dir() -> None:
+    assert workspace_dir(Path("/app")) == Path("/workspace")
+
+
+def test_max_idle_defaults_to_the_sdk_default_and_reads_the_image_setting() -> None:
+    assert max_idle({}) == 60.0
+    assert max_idle({"CMA_WORKER_MAX_IDLE": "2.5"}) == 2.5
+    assert max_idle({"CMA_WORKER_MAX_IDLE": "soon"}) == 60.0
+
+
+def test_worker_without_its_environment_exits_2_naming_what_is_missing() -> None:
+    result = _run_worker({})
+    assert result.returncode == 2
+    entry = json.loads(result.stderr.strip().splitlines()[-1])
+    assert "ANTHROPIC_WORK_SECRET" in entry["msg"]
+
+
+def test_worker_that_cannot_serve_exits_1_with_a_reason_and_without_its_secret(
+    tmp_path: Path,
+) -> None:
+    # A secret that carries no sessions token: the SDK refuses to serve (no environment key either).
+    secret = base64.urlsafe_b64encode(json.dumps({"other": "x" * 24}).encode()).decode()
+    env = {
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+        "ANTHROPIC_ENVIRONMENT_ID": "env_1",
+        "ANTHROPIC_SESSION_ID": "sesn_1",
+        "ANTHROPIC_WORK_ID": "work_1",
+        "ANTHROPIC_WORK_SECRET": secret,
+    }
+    result = _run_worker(env)
+    assert result.returncode == 1
+    assert "serving failed" in result.stderr
+    assert "sessions token" in result.stderr
+    assert secret not in result.stderr + result.stdout

@@ -1,0 +1,134 @@
+"""`python -m worker`: serve the one work item named in the environment, then exit.
+
+Exit codes: 0 served (or ended cleanly by SIGTERM/SIGINT), 2 the environment is incomplete,
+1 serving failed (the reason is logged). The agent's tools run in the workspace folder, which
+sits beside the image's working dir (`/workspace` next to `/app`), so they never see this code.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Set before anything can import an SDK that phones home.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+REQUIRED = (
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_ENVIRONMENT_ID",
+    "ANTHROPIC_SESSION_ID",
+    "ANTHROPIC_WORK_ID",
+    "ANTHROPIC_WORK_SECRET",
+)
+# Seconds to keep serving after the session goes idle (the image may set it; SDK default 60).
+MAX_IDLE_ENV = "CMA_WORKER_MAX_IDLE"
+
+log = logging.getLogger("worker")
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object a line; messages never include the work secret (it is never logged)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def missing_env(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """The required variables that are unset or empty."""
+    return [name for name in REQUIRED if not environ.get(name)]
+
+
+def workspace_dir(cwd: Path) -> Path:
+    """Where the agent's tools work: `workspace` beside the working dir (`/app` → `/workspace`)."""
+    return cwd.resolve().parent / "workspace"
+
+
+def max_idle(environ: dict[str, str] | os._Environ[str]) -> float:
+    raw = environ.get(MAX_IDLE_ENV, "")
+    try:
+        return float(raw) if raw else 60.0
+    except ValueError:
+        return 60.0
+
+
+async def serve(environ: dict[str, str] | os._Environ[str]) -> None:
+    """Serve the item with EnvironmentWorker.handle_item, authenticated by the work secret."""
+    from anthropic import AsyncAnthropic
+    from anthropic.lib.environments import EnvironmentWorker
+
+    workdir = workspace_dir(Path.cwd())
+    workdir.mkdir(parents=True, exist_ok=True)
+    # No credential on the client itself: every call rides the item's sessions token.
+    client = AsyncAnthropic(base_url=environ["ANTHROPIC_BASE_URL"], auth_token="")
+    try:
+        worker = EnvironmentWorker(client, workdir=workdir, max_idle=max_idle(environ))
+        await worker.handle_item(
+            work_id=environ["ANTHROPIC_WORK_ID"],
+            environment_id=environ["ANTHROPIC_ENVIRONMENT_ID"],
+            session_id=environ["ANTHROPIC_SESSION_ID"],
+            work_secret=environ["ANTHROPIC_WORK_SECRET"],
+        )
+    finally:
+        await client.close()
+
+
+async def _run_until_signal(environ: dict[str, str] | os._Environ[str]) -> bool:
+    """Serve; SIGTERM/SIGINT cancel the serving task (the SDK then stops the item). True if signalled."""
+    task = asyncio.create_task(serve(environ))
+    signalled = False
+
+    def on_signal() -> None:
+        nonlocal signalled
+        signalled = True
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not signalled:
+            raise
+    return signalled
+
+
+def main() -> int:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    missing = missing_env(os.environ)
+    if missing:
+        log.error("cannot serve: missing environment variables %s", ", ".join(missing))
+        return 2
+    session_id = os.environ["ANTHROPIC_SESSION_ID"]
+    work_id = os.environ["ANTHROPIC_WORK_ID"]
+    try:
+        signalled = asyncio.run(_run_until_signal(os.environ))
+    except BaseException as exc:  # the process boundary: log the reason, exit non-zero
+        log.error("serving failed session_id=%s work_id=%s error=%r", session_id, work_id, exc)
+        return 1
+    log.info(
+        "%s session_id=%s work_id=%s",
+        "stopped by signal" if signalled else "served",
+        session_id,
+        work_id,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Pulumi program and its pieces: config, clients, dynamic providers, components."""

@@ -1,0 +1,317 @@
+"""Blaxel calls the stack makes: sandboxes, previews, image builds, processes in a sandbox.
+
+The official SDK keeps one global control-plane client; `_connect` points it (and the
+sandbox-API settings) at the credentials of the call, so nothing is captured between calls.
+SDK failures become `infra.clients.errors` exceptions here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+# The SDK reports errors and usage to vendors' telemetry unless told not to, and reads
+# this at import time: set it before the first `blaxel` import.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from blaxel.core.authentication.apikey import ApiKey
+from blaxel.core.authentication.types import CredentialsType
+from blaxel.core.client.api.compute import (
+    create_sandbox,
+    create_sandbox_preview,
+    delete_sandbox,
+    delete_sandbox_preview,
+    get_sandbox,
+    list_sandbox_previews,
+    update_sandbox,
+)
+from blaxel.core.client.client import client as control_plane
+from blaxel.core.client.models import Preview, Sandbox
+from blaxel.core.common.settings import settings
+from blaxel.core.errors import BlaxelError
+from blaxel.core.image import ImageInstance
+from blaxel.core.sandbox.sync.sandbox import SyncSandboxInstance
+
+from infra.clients.errors import NotFound, error_for_status, with_retries
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BlaxelCredentials:
+    """The control plane's URL, the workspace and the key to call it with (never logged)."""
+
+    base_url: str
+    workspace: str
+    api_key: str
+
+    def __repr__(self) -> str:
+        return f"BlaxelCredentials(base_url={self.base_url!r}, workspace={self.workspace!r}, api_key=***)"
+
+
+def _connect(creds: BlaxelCredentials) -> None:
+    """Point the SDK's global clients at `creds` (no env var moves the control plane)."""
+    auth = ApiKey(
+        CredentialsType(api_key=creds.api_key, workspace=creds.workspace),
+        creds.workspace,
+        creds.base_url,
+    )
+    settings.auth = auth
+    control_plane.with_base_url(creds.base_url)
+    control_plane.with_auth(auth)
+
+
+@contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    try:
+        yield
+    except BlaxelError as exc:
+        raise error_for_status(exc.status, f"Blaxel {what}: {exc}") from exc
+    except httpx.TransportError as exc:
+        raise error_for_status(None, f"Blaxel {what}: cannot connect: {exc}") from exc
+
+
+def _api(creds: BlaxelCredentials, what: str, call: Callable[[], Any]) -> Any:
+    """Run one generated-API call; a non-200 answer raises; returns the parsed model."""
+
+    def once() -> Any:
+        _connect(creds)
+        with _mapped(what):
+            response = call()
+        if response.status_code != 200:
+            raise error_for_status(int(response.status_code), f"Blaxel {what}: {_detail(response)}")
+        return response.parsed
+
+    return with_retries(once)
+
+
+def _detail(response: Any) -> str:
+    text = response.content.decode("utf-8", "replace")[:300] if response.content else ""
+    return f"HTTP {int(response.status_code)} {text}".strip()
+
+
+def _model(cls: Any, body: dict[str, Any]) -> Any:
+    model = cls.from_dict(body)
+    if model is None:
+        raise error_for_status(400, f"cannot build a {cls.__name__} from {sorted(body)}")
+    return model
+
+
+# Sandboxes
+
+
+def get_sandbox_by_name(creds: BlaxelCredentials, name: str) -> dict[str, Any]:
+    """Read a sandbox; a terminated one (kept a few minutes after delete) counts as gone."""
+    sandbox = _api(
+        creds, f"get sandbox {name}", lambda: get_sandbox.sync_detailed(name, client=control_plane)
+    )
+    data: dict[str, Any] = sandbox.to_dict()
+    if data.get("status") in ("TERMINATED", "DELETING"):
+        raise NotFound(f"sandbox {name} is {data['status'].lower()}", 404)
+    return data
+
+
+def create_sandbox_from_spec(creds: BlaxelCredentials, body: dict[str, Any]) -> dict[str, Any]:
+    """Create a sandbox from a payload of `sandbox_payload`."""
+    model = _model(Sandbox, body)
+    sandbox = _api(
+        creds,
+        "create sandbox",
+        lambda: create_sandbox.sync_detailed(client=control_plane, body=model),
+    )
+    return dict(sandbox.to_dict())
+
+
+def update_sandbox_spec(
+    creds: BlaxelCredentials, name: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Update a sandbox in place (same name: same preview URL)."""
+    model = _model(Sandbox, body)
+    sandbox = _api(
+        creds,
+        f"update sandbox {name}",
+        lambda: update_sandbox.sync_detailed(name, client=control_plane, body=model),
+    )
+    return dict(sandbox.to_dict())
+
+
+def delete_sandbox_by_name(creds: BlaxelCredentials, name: str) -> None:
+    """Delete a sandbox; already gone is success."""
+    try:
+        _api(
+            creds,
+            f"delete sandbox {name}",
+            lambda: delete_sandbox.sync_detailed(name, client=control_plane),
+        )
+    except NotFound:
+        return
+
+
+# Previews
+
+
+def list_previews(creds: BlaxelCredentials, sandbox: str) -> list[dict[str, Any]]:
+    """The previews of a sandbox."""
+    previews = _api(
+        creds,
+        f"list previews of {sandbox}",
+        lambda: list_sandbox_previews.sync_detailed(sandbox, client=control_plane),
+    )
+    return [p.to_dict() for p in previews or []]
+
+
+def create_preview(creds: BlaxelCredentials, sandbox: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Create a preview from a payload of `preview_payload`."""
+    model = _model(Preview, body)
+    preview = _api(
+        creds,
+        f"create preview of {sandbox}",
+        lambda: create_sandbox_preview.sync_detailed(sandbox, client=control_plane, body=model),
+    )
+    return dict(preview.to_dict())
+
+
+def delete_preview(creds: BlaxelCredentials, sandbox: str, preview: str) -> None:
+    """Delete a preview; already gone (or its sandbox gone) is success."""
+    try:
+        _api(
+            creds,
+            f"delete preview {preview} of {sandbox}",
+            lambda: delete_sandbox_preview.sync_detailed(sandbox, preview, client=control_plane),
+        )
+    except NotFound:
+        return
+
+
+# Images
+
+
+def build_image(
+    creds: BlaxelCredentials, name: str, image: ImageInstance, memory_mb: int
+) -> dict[str, Any]:
+    """Push `image` as sandbox image `name` (upload the build context, wait for DEPLOYED)."""
+    _connect(creds)
+    with _mapped(f"build image {name}"):
+        try:
+            sandbox = image.build_sync(name=name, memory=memory_mb)
+        except TimeoutError as exc:
+            raise error_for_status(None, f"Blaxel build image {name}: {exc}") from exc
+        except RuntimeError as exc:  # the SDK's upload / FAILED status errors
+            raise error_for_status(400, f"Blaxel build image {name}: {exc}") from exc
+    return dict(sandbox.to_dict())
+
+
+# Processes inside a sandbox (the sandbox's own API, at its metadata.url)
+
+
+def _instance(creds: BlaxelCredentials, sandbox_name: str) -> SyncSandboxInstance:
+    _connect(creds)
+    with _mapped(f"get sandbox {sandbox_name}"):
+        return SyncSandboxInstance.get(sandbox_name)
+
+
+def start_process(
+    creds: BlaxelCredentials, sandbox_name: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Start a long-running process (a payload of `process_payload`), not waiting for it."""
+
+    def once() -> dict[str, Any]:
+        sandbox = _instance(creds, sandbox_name)
+        with _mapped(f"start process in {sandbox_name}"):
+            result = sandbox.process.exec(body)
+        return dict(result.to_dict())
+
+    return with_retries(once)
+
+
+def get_process(creds: BlaxelCredentials, sandbox_name: str, process: str) -> dict[str, Any]:
+    """A process's state (status, exit code, output tail)."""
+
+    def once() -> dict[str, Any]:
+        sandbox = _instance(creds, sandbox_name)
+        with _mapped(f"get process {process} in {sandbox_name}"):
+            return dict(sandbox.process.get(process).to_dict())
+
+    return with_retries(once)
+
+
+def kill_process(creds: BlaxelCredentials, sandbox_name: str, process: str) -> None:
+    """Kill a process; not running, unknown, or sandbox gone is success."""
+    try:
+        sandbox = _instance(creds, sandbox_name)
+        with _mapped(f"kill process {process} in {sandbox_name}"):
+            sandbox.process.kill(process)
+    except NotFound:
+        return
+
+
+def delete_image_by_name(creds: BlaxelCredentials, name: str) -> None:
+    """Delete a pushed sandbox image; already gone is success."""
+    from blaxel.core.client.api.images import delete_image
+
+    try:
+        _api(
+            creds,
+            f"delete image {name}",
+            lambda: delete_image.sync_detailed("sandbox", name, client=control_plane),
+        )
+    except NotFound:
+        return
+
+
+def wait_sandbox_deployed(
+    creds: BlaxelCredentials,
+    name: str,
+    timeout_s: float = 300.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll a sandbox until DEPLOYED; FAILED (or timing out) raises."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sandbox = get_sandbox_by_name(creds, name)
+        status = sandbox.get("status")
+        if status == "DEPLOYED":
+            return sandbox
+        if status == "FAILED":
+            raise error_for_status(400, f"Blaxel sandbox {name} failed to deploy")
+        if time.monotonic() > deadline:
+            raise error_for_status(
+                None, f"Blaxel sandbox {name} not deployed after {timeout_s:.0f}s (status {status})"
+            )
+        sleep(1.0)
+
+
+def wait_process_stopped(
+    creds: BlaxelCredentials,
+    sandbox_name: str,
+    process: str,
+    timeout_s: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Poll until a process no longer runs (or is unknown), so its port is free again."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            state = get_process(creds, sandbox_name, process)
+        except NotFound:
+            return
+        if state.get("status") not in ("running", "starting"):
+            return
+        sleep(0.2)
+
+
+def list_process_names(creds: BlaxelCredentials, sandbox_name: str) -> list[str]:
+    """Names of the running processes of a sandbox (none if the sandbox is gone)."""
+    try:
+        sandbox = _instance(creds, sandbox_name)
+    except NotFound:
+        return []
+    with _mapped(f"list processes in {sandbox_name}"):
+        processes = sandbox.process.list()
+    return [p.name for p in processes if str(p.status) in ("running", "starting")]

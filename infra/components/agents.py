@@ -1,0 +1,68 @@
+"""The Anthropic side: the self-hosted environment and the agent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+
+from infra.components.credentials import AnthropicAccess
+from infra.providers.agent import DEFAULT_MODEL, Agent
+from infra.providers.environment import SelfHostedEnvironment
+
+
+@dataclass
+class AgentPlatformArgs:
+    """What to create on the Anthropic side."""
+
+    access: AnthropicAccess
+    environment_name: str
+    agent_name: str
+    model: str = DEFAULT_MODEL
+    system: str | None = None
+    metadata: dict[str, str] = field(default_factory=lambda: {"managed-by": "cma-blaxel"})
+
+
+class AgentPlatform(pulumi.ComponentResource):
+    """A self-hosted environment (`env_…`) and an agent (`agent_…`, versioned)."""
+
+    environment_id: pulumi.Output[str]
+    agent_id: pulumi.Output[str]
+    agent_version: pulumi.Output[int]
+
+    def __init__(
+        self, name: str, args: AgentPlatformArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cma:anthropic:AgentPlatform", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.environment = SelfHostedEnvironment(
+            f"{name}-environment",
+            {
+                **args.access.props(),
+                "name": args.environment_name,
+                "description": "Self-hosted tools on Blaxel sandboxes (cma-blaxel)",
+                "metadata": dict(args.metadata),
+            },
+            child,
+        )
+        self.agent = Agent(
+            f"{name}-agent",
+            {
+                **args.access.props(),
+                "name": args.agent_name,
+                "model": args.model,
+                "system": args.system,
+                "metadata": dict(args.metadata),
+            },
+            child,
+        )
+        self.environment_id = self.environment.environment_id
+        self.agent_id = self.agent.agent_id
+        self.agent_version = self.agent.version
+        self.register_outputs(
+            {
+                "environment_id": self.environment_id,
+                "agent_id": self.agent_id,
+                "agent_version": self.agent_version,
+            }
+        )

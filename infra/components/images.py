@@ -1,0 +1,76 @@
+"""The two sandbox images: the worker's and the orchestrator's, pushed from their packages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from infra.components.credentials import BlaxelAccess
+from infra.images import REPO_ROOT, choose_factory, image_digest, load_image
+from infra.providers.image import SandboxImage
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """An image: its name, its ImageInstance factory ("module:function") and build context."""
+
+    image_name: str
+    factory: str
+    context_dir: str
+    memory_mb: int = 4096
+
+    def resolved(self) -> ImageSpec:
+        """Absolute context, and the default factory while the package has none of its own."""
+        context = self.context_dir
+        if not context.startswith("/"):
+            context = str(REPO_ROOT / context)
+        return ImageSpec(self.image_name, choose_factory(self.factory), context, self.memory_mb)
+
+
+@dataclass
+class SandboxImagesArgs:
+    """Both images and where to push them."""
+
+    access: BlaxelAccess
+    worker: ImageSpec
+    orchestrator: ImageSpec
+
+
+def image_props(spec: ImageSpec) -> dict[str, object]:
+    """Provider inputs of an image; the digest is computed here, from local files only."""
+    spec = spec.resolved()
+    digest = image_digest(load_image(spec.factory, spec.context_dir))
+    return {
+        "image_name": spec.image_name,
+        "factory": spec.factory,
+        "context_dir": spec.context_dir,
+        "digest": digest,
+        "memory_mb": spec.memory_mb,
+    }
+
+
+class SandboxImages(pulumi.ComponentResource):
+    """Pushes both images; each push happens only when its content digest changes."""
+
+    worker_image: pulumi.Output[str]
+    orchestrator_image: pulumi.Output[str]
+    orchestrator_digest: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: SandboxImagesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cma:images:SandboxImages", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.worker = SandboxImage(
+            f"{name}-worker", {**args.access.props(), **image_props(args.worker)}, child
+        )
+        self.orchestrator = SandboxImage(
+            f"{name}-orchestrator", {**args.access.props(), **image_props(args.orchestrator)}, child
+        )
+        self.worker_image = self.worker.image
+        self.orchestrator_image = self.orchestrator.image
+        self.orchestrator_digest = self.orchestrator.digest
+        self.register_outputs(
+            {"worker_image": self.worker_image, "orchestrator_image": self.orchestrator_image}
+        )

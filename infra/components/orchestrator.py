@@ -1,0 +1,162 @@
+"""The orchestrator: its sandbox and public preview, the webhook registered on the preview's
+URL, and the server process started with the webhook's signing secret.
+
+The sandbox/server split breaks the cycle URL → webhook → secret → server (DESIGN §2): the
+sandbox and its URL exist first, the webhook is registered on the URL, the server is
+(re)started with the secret, all in one `pulumi up`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import pulumi
+
+from infra.components.credentials import AnthropicAccess, BlaxelAccess
+from infra.providers.sandbox import OrchestratorSandbox
+from infra.providers.server import OrchestratorServer
+from infra.providers.webhook import WebhookEndpoint, webhook_url
+
+
+@dataclass
+class WorkerSettings:
+    """How the orchestrator starts worker sandboxes."""
+
+    memory_mb: int = 4096
+    region: str | None = None
+    max_age: str = "24h"
+    idle_delete_seconds: int = 600
+    recovery_poll_seconds: int = 15
+    max_concurrent_starts: int = 8
+
+
+@dataclass
+class OrchestratorArgs:
+    """Everything the orchestrator needs; keys and secrets as (secret) Outputs."""
+
+    blaxel: BlaxelAccess
+    anthropic: AnthropicAccess
+    sandbox_name: str
+    image: pulumi.Input[str]
+    image_digest: pulumi.Input[str]
+    environment_id: pulumi.Input[str]
+    worker_image: pulumi.Input[str]
+    environment_key: pulumi.Input[str]  # secret; "" until set
+    webhook_mode: Literal["console", "api"] = "console"
+    webhook_signing_secret: pulumi.Input[str] = ""  # secret; console mode only
+    region: str | None = None
+    memory_mb: int = 4096
+    port: int = 8080
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    # Resources to outlive the public endpoint on destroy (it is taken down first).
+    outlived_by: list[pulumi.Resource] = field(default_factory=list)
+
+
+def server_settings(
+    args: OrchestratorArgs, environment_id: str, worker_image: str
+) -> dict[str, str]:
+    """The orchestrator's non-secret ORCH_* environment (docs/contracts.md) (pure)."""
+    w = args.worker
+    settings = {
+        "ORCH_ENVIRONMENT_ID": environment_id,
+        "ORCH_ANTHROPIC_BASE_URL": args.anthropic.base_url,
+        "ORCH_BLAXEL_BASE_URL": args.blaxel.base_url,
+        "ORCH_BLAXEL_WORKSPACE": args.blaxel.workspace,
+        "ORCH_WORKER_IMAGE": worker_image,
+        "ORCH_WORKER_MEMORY_MB": str(w.memory_mb),
+        "ORCH_WORKER_MAX_AGE": w.max_age,
+        "ORCH_WORKER_IDLE_DELETE_SECONDS": str(w.idle_delete_seconds),
+        "ORCH_RECOVERY_POLL_SECONDS": str(w.recovery_poll_seconds),
+        "ORCH_MAX_CONCURRENT_STARTS": str(w.max_concurrent_starts),
+        "ORCH_PORT": str(args.port),
+        "DO_NOT_TRACK": "1",
+    }
+    region = w.region or args.region
+    if region:
+        settings["ORCH_WORKER_REGION"] = region
+    return settings
+
+
+def server_secrets(
+    environment_key: str, signing_secret: str, blaxel_api_key: str
+) -> dict[str, str]:
+    """The orchestrator's secret ORCH_* environment; unset ones are empty (pure)."""
+    return {
+        "ORCH_ENVIRONMENT_KEY": environment_key or "",
+        "ORCH_WEBHOOK_SIGNING_SECRET": signing_secret or "",
+        "ORCH_BLAXEL_API_KEY": blaxel_api_key or "",
+    }
+
+
+class Orchestrator(pulumi.ComponentResource):
+    """Sandbox + public preview, webhook endpoint, server process."""
+
+    sandbox_name: pulumi.Output[str]
+    url: pulumi.Output[str]
+    webhook_url: pulumi.Output[str]
+    revision: pulumi.Output[int]
+
+    def __init__(
+        self, name: str, args: OrchestratorArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cma:orchestrator:Orchestrator", name, None, opts)
+        self.sandbox = OrchestratorSandbox(
+            f"{name}-sandbox",
+            {
+                **args.blaxel.props(),
+                "sandbox_name": args.sandbox_name,
+                "image": args.image,
+                "image_digest": args.image_digest,
+                "region": args.region,
+                "memory_mb": args.memory_mb,
+                "port": args.port,
+                "preview_name": "public",
+                "labels": {"managed-by": "cma-blaxel"},
+            },
+            pulumi.ResourceOptions(parent=self, depends_on=list(args.outlived_by)),
+        )
+        self.webhook = WebhookEndpoint(
+            f"{name}-webhook",
+            {
+                **args.anthropic.props(),
+                "mode": args.webhook_mode,
+                "url": self.sandbox.url.apply(webhook_url),
+                "signing_secret": (
+                    pulumi.Output.secret(args.webhook_signing_secret)
+                    if args.webhook_mode == "console"
+                    else None
+                ),
+            },
+            pulumi.ResourceOptions(parent=self),
+        )
+        settings = pulumi.Output.all(args.environment_id, args.worker_image).apply(
+            lambda v: server_settings(args, str(v[0]), str(v[1]))
+        )
+        secret_values: pulumi.Output[dict[str, str]] = pulumi.Output.all(
+            args.environment_key, self.webhook.signing_secret, args.blaxel.api_key
+        ).apply(lambda v: server_secrets(*(str(x or "") for x in v)))
+        secrets = pulumi.Output.secret(cast(Any, secret_values))
+        self.server = OrchestratorServer(
+            f"{name}-server",
+            {
+                **args.blaxel.props(),
+                "sandbox_name": self.sandbox.sandbox_name,
+                "url": self.sandbox.url,
+                "settings": settings,
+                "secrets": secrets,
+                "image_digest": args.image_digest,
+            },
+            pulumi.ResourceOptions(parent=self, depends_on=[self.webhook]),
+        )
+        self.sandbox_name = self.sandbox.sandbox_name
+        self.url = self.sandbox.url
+        self.webhook_url = self.webhook.url
+        self.revision = self.server.revision
+        outputs: dict[str, Any] = {
+            "sandbox_name": self.sandbox_name,
+            "url": self.url,
+            "webhook_url": self.webhook_url,
+            "revision": self.revision,
+        }
+        self.register_outputs(outputs)

@@ -1,0 +1,131 @@
+"""The whole stack as one component: what `infra/__main__.py` builds, and what a user's own
+Pulumi program can build too (`CmaBlaxelStack("cma", CmaBlaxelStackArgs.from_config(cfg))`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from infra.components.agents import AgentPlatform, AgentPlatformArgs
+from infra.components.credentials import AnthropicAccess, BlaxelAccess
+from infra.components.images import ImageSpec, SandboxImages, SandboxImagesArgs
+from infra.components.orchestrator import Orchestrator, OrchestratorArgs, WorkerSettings
+from infra.config import StackConfig, secret_output
+
+WORKER_FACTORY = "worker.image:worker_image"
+ORCHESTRATOR_FACTORY = "orchestrator_app.image:orchestrator_image"
+
+
+@dataclass
+class CmaBlaxelStackArgs:
+    """The validated config plus where the two images come from."""
+
+    config: StackConfig
+    worker_image: ImageSpec
+    orchestrator_image: ImageSpec
+
+    @classmethod
+    def from_config(cls, config: StackConfig) -> CmaBlaxelStackArgs:
+        """The images of this repository's `worker/` and `orchestrator_app/` packages."""
+        return cls(
+            config=config,
+            worker_image=ImageSpec(
+                config.worker_image_name, WORKER_FACTORY, "worker", config.worker_memory_mb
+            ),
+            orchestrator_image=ImageSpec(
+                config.orchestrator_image_name,
+                ORCHESTRATOR_FACTORY,
+                "orchestrator_app",
+                config.orchestrator_memory_mb,
+            ),
+        )
+
+
+def next_steps(
+    missing: list[str], environment_id: str, webhook_url: str, webhook_mode: str
+) -> list[str]:
+    """Plain-language list of what the operator still has to do; empty when nothing (pure)."""
+    steps = []
+    if "cma:environmentKey" in missing:
+        steps.append(
+            f"Generate an environment key in the Claude Console for environment {environment_id}, "
+            "then run `pulumi config set --secret cma:environmentKey <key>` and `pulumi up`."
+        )
+    if webhook_mode == "console" and "cma:webhookSigningSecret" in missing:
+        steps.append(
+            f"Register the webhook URL {webhook_url} in the Claude Console for the event "
+            "session.status_run_started, copy its signing secret, then run "
+            "`pulumi config set --secret cma:webhookSigningSecret <whsec_…>` and `pulumi up`."
+        )
+    return steps
+
+
+class CmaBlaxelStack(pulumi.ComponentResource):
+    """Everything: environment and agent, both images, the orchestrator and its webhook."""
+
+    def __init__(
+        self, name: str, args: CmaBlaxelStackArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cma:stack:CmaBlaxelStack", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        anthropic = AnthropicAccess(cfg.anthropic_base_url, secret_output(cfg.anthropic_api_key))
+        blaxel = BlaxelAccess(
+            cfg.blaxel_base_url, cfg.blaxel_workspace, secret_output(cfg.blaxel_api_key)
+        )
+        self.platform = AgentPlatform(
+            f"{name}-platform",
+            AgentPlatformArgs(
+                anthropic, cfg.environment_name, cfg.agent_name, cfg.model, cfg.agent_system
+            ),
+            child,
+        )
+        self.images = SandboxImages(
+            f"{name}-images",
+            SandboxImagesArgs(blaxel, args.worker_image, args.orchestrator_image),
+            child,
+        )
+        self.orchestrator = Orchestrator(
+            f"{name}-orchestrator",
+            OrchestratorArgs(
+                blaxel=blaxel,
+                anthropic=anthropic,
+                sandbox_name=cfg.orchestrator_sandbox_name,
+                image=self.images.orchestrator_image,
+                image_digest=self.images.orchestrator_digest,
+                environment_id=self.platform.environment_id,
+                worker_image=self.images.worker_image,
+                environment_key=secret_output(cfg.environment_key),
+                webhook_mode=cfg.webhook_mode,
+                webhook_signing_secret=secret_output(cfg.webhook_signing_secret),
+                region=cfg.region,
+                memory_mb=cfg.orchestrator_memory_mb,
+                worker=WorkerSettings(
+                    memory_mb=cfg.worker_memory_mb,
+                    region=cfg.worker_region,
+                    max_age=cfg.worker_max_age,
+                    idle_delete_seconds=cfg.worker_idle_delete_seconds,
+                    recovery_poll_seconds=cfg.recovery_poll_seconds,
+                    max_concurrent_starts=cfg.max_concurrent_starts,
+                ),
+                outlived_by=[self.platform, self.images],
+            ),
+            child,
+        )
+        missing = cfg.secrets_missing
+        self.outputs: dict[str, pulumi.Input[object]] = {
+            "environment_id": self.platform.environment_id,
+            "agent_id": self.platform.agent_id,
+            "agent_version": self.platform.agent_version,
+            "webhook_url": self.orchestrator.webhook_url,
+            "orchestrator_sandbox": self.orchestrator.sandbox_name,
+            "orchestrator_url": self.orchestrator.url,
+            "orchestrator_revision": self.orchestrator.revision,
+            "worker_image": self.images.worker_image,
+            "orchestrator_image": self.images.orchestrator_image,
+            "next_steps": pulumi.Output.all(
+                self.platform.environment_id, self.orchestrator.webhook_url
+            ).apply(lambda v: next_steps(missing, str(v[0]), str(v[1]), cfg.webhook_mode)),
+        }
+        self.register_outputs(self.outputs)

@@ -1,0 +1,197 @@
+"""The stack's configuration: one validated model built from `cma:` and `blaxel:` stack config.
+
+Validation runs when the program starts, so `pulumi preview` fails fast; every error names
+the config key and what is allowed. Secrets are `SecretStr` here and become secret Outputs
+(`secret_output`) on their way to resources, so they are never plaintext in the state.
+Credentials may also come from ANTHROPIC_API_KEY, BL_API_KEY and BL_WORKSPACE.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+NAMESPACES = ("cma", "blaxel")
+SANDBOX_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,47}[a-z0-9])?")
+REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+DURATION = re.compile(r"\d+[smhdw]")
+# Environment variables a credential may come from when its key is not set.
+ENV_FALLBACKS = {
+    "cma:anthropicApiKey": "ANTHROPIC_API_KEY",
+    "blaxel:apiKey": "BL_API_KEY",
+    "blaxel:workspace": "BL_WORKSPACE",
+}
+
+
+class ConfigError(ValueError):
+    """The stack config is invalid; `problems` holds one line per key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid stack config:\n  " + "\n  ".join(problems))
+
+
+def _url(value: str) -> str:
+    if not re.match(r"https?://[^/\s]+", value):
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _sandbox_name(value: str) -> str:
+    if not SANDBOX_NAME.fullmatch(value):
+        raise ValueError(
+            f"must be lowercase letters, digits and hyphens, at most 49 characters, got {value!r}"
+        )
+    return value
+
+
+def _prefixed(prefix: str, what: str) -> Any:
+    def check(value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(prefix):
+            raise ValueError(f"must be {what} (starts with {prefix!r})")
+        return value
+
+    return check
+
+
+class StackConfig(BaseModel):
+    """Everything the stack reads from config; field aliases are the config keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    # Anthropic (cma:)
+    anthropic_base_url: str = Field("https://api.anthropic.com", alias="cma:anthropicBaseUrl")
+    anthropic_api_key: SecretStr = Field(alias="cma:anthropicApiKey")
+    environment_name: str = Field("cma-blaxel", alias="cma:environmentName", min_length=1)
+    environment_key: SecretStr | None = Field(None, alias="cma:environmentKey")
+    webhook_mode: Literal["console", "api"] = Field("console", alias="cma:webhookMode")
+    webhook_signing_secret: SecretStr | None = Field(None, alias="cma:webhookSigningSecret")
+    agent_name: str = Field("cma-blaxel-agent", alias="cma:agentName", min_length=1)
+    model: str = Field("claude-sonnet-4-6", alias="cma:model", min_length=1)
+    agent_system: str | None = Field(None, alias="cma:agentSystem")
+    recovery_poll_seconds: int = Field(15, alias="cma:recoveryPollSeconds", ge=1, le=3600)
+    max_concurrent_starts: int = Field(8, alias="cma:maxConcurrentStarts", ge=1, le=256)
+    # Blaxel (blaxel:)
+    blaxel_base_url: str = Field("https://api.blaxel.ai/v0", alias="blaxel:baseUrl")
+    blaxel_workspace: str = Field(alias="blaxel:workspace", min_length=1)
+    blaxel_api_key: SecretStr = Field(alias="blaxel:apiKey")
+    region: str | None = Field(None, alias="blaxel:region")
+    orchestrator_sandbox_name: str = Field(
+        "cma-orchestrator", alias="blaxel:orchestratorSandboxName"
+    )
+    orchestrator_memory_mb: int = Field(4096, alias="blaxel:orchestratorMemoryMb", ge=512, le=65536)
+    orchestrator_image_name: str = Field(
+        "cma-orchestrator-image", alias="blaxel:orchestratorImageName"
+    )
+    worker_image_name: str = Field("cma-worker-image", alias="blaxel:workerImageName")
+    worker_memory_mb: int = Field(4096, alias="blaxel:workerMemoryMb", ge=512, le=65536)
+    worker_region: str | None = Field(None, alias="blaxel:workerRegion")
+    worker_max_age: str = Field("24h", alias="blaxel:workerMaxAge")
+    worker_idle_delete_seconds: int = Field(600, alias="blaxel:workerIdleDeleteSeconds", ge=0)
+
+    _urls = pydantic.field_validator("anthropic_base_url", "blaxel_base_url")(_url)
+    _names = pydantic.field_validator(
+        "orchestrator_sandbox_name", "orchestrator_image_name", "worker_image_name"
+    )(_sandbox_name)
+    _env_key = pydantic.field_validator("environment_key")(
+        _prefixed("sk-ant-", "an environment key generated in the Console")
+    )
+    _whsec = pydantic.field_validator("webhook_signing_secret")(
+        _prefixed("whsec_", "the webhook's signing secret shown by the Console")
+    )
+
+    @pydantic.field_validator("region", "worker_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not REGION.fullmatch(value):
+            raise ValueError(f"must be a region name like 'us-pdx-1', got {value!r}")
+        return value
+
+    @pydantic.field_validator("worker_max_age")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not DURATION.fullmatch(value):
+            raise ValueError(f"must be a duration like '30m', '24h' or '7d', got {value!r}")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _secret_only_in_console_mode(self) -> StackConfig:
+        if self.webhook_mode == "api" and self.webhook_signing_secret is not None:
+            raise ValueError(
+                "cma:webhookSigningSecret: only used with cma:webhookMode=console "
+                "(in api mode the secret comes from the endpoint API); unset it"
+            )
+        return self
+
+    @property
+    def secrets_missing(self) -> list[str]:
+        """Config keys of the secrets the orchestrator still lacks to be ready."""
+        missing = [] if self.environment_key else ["cma:environmentKey"]
+        if self.webhook_mode == "console" and not self.webhook_signing_secret:
+            missing.append("cma:webhookSigningSecret")
+        return missing
+
+
+def known_keys() -> set[str]:
+    """Every config key the stack reads."""
+    return {str(f.alias) for f in StackConfig.model_fields.values()}
+
+
+def _problem(err: Any) -> str:
+    loc = err.get("loc") or ()
+    key = str(loc[0]) if loc else ""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "missing":
+        fallback = ENV_FALLBACKS.get(key)
+        msg = "required" + (f" (or set {fallback})" if fallback else "")
+    elif err["type"] == "literal_error":
+        msg = f"must be one of {msg.removeprefix('Input should be ')}, got {err.get('input')!r}"
+    if not key:  # model-level checks name their key themselves
+        return msg
+    return f"{key}: {msg}"
+
+
+def load_stack_config(values: Mapping[str, Any], env: Mapping[str, str]) -> StackConfig:
+    """Validate `values` (full keys like 'cma:model'), filling credentials from `env` (pure)."""
+    unknown = sorted(k for k in values if k.split(":")[0] in NAMESPACES and k not in known_keys())
+    problems = [f"{k}: not a known key (known: {', '.join(sorted(known_keys()))})" for k in unknown]
+    data = {k: v for k, v in values.items() if k in known_keys() and v not in (None, "")}
+    for key, var in ENV_FALLBACKS.items():
+        if key not in data and env.get(var):
+            data[key] = env[var]
+    try:
+        config = StackConfig.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(problems + [_problem(e) for e in exc.errors()]) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def read_stack_config() -> StackConfig:
+    """The stack's config from the Pulumi runtime and the process environment."""
+    import os
+
+    import pulumi
+    from pulumi.runtime.config import CONFIG
+
+    values: dict[str, Any] = {
+        k: v for k, v in CONFIG.get().items() if k.split(":")[0] in NAMESPACES
+    }
+    for key in known_keys():
+        namespace, name = key.split(":", 1)
+        value = pulumi.Config(namespace).get(name)
+        if value is not None:
+            values[key] = value
+    return load_stack_config(values, os.environ)
+
+
+def secret_output(value: SecretStr | None) -> Any:
+    """A secret Output of a secret (an empty string when unset), never a plain string."""
+    import pulumi
+
+    return pulumi.Output.secret(value.get_secret_value() if value else "")

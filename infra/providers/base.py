@@ -1,0 +1,109 @@
+"""What every provider shares: credentials from props, field-level diffs, check results."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pulumi
+import pydantic
+from pulumi.dynamic import CheckFailure, CheckResult, DiffResult
+from pulumi.runtime.rpc import UNKNOWN
+
+from infra.clients.anthropic import AnthropicCredentials
+from infra.clients.blaxel import BlaxelCredentials
+
+# Inputs that carry credentials: every resource of a platform gets them, as secrets.
+ANTHROPIC_CREDENTIAL_FIELDS = ("anthropic_base_url", "anthropic_api_key")
+BLAXEL_CREDENTIAL_FIELDS = ("blaxel_base_url", "blaxel_workspace", "blaxel_api_key")
+SECRET_CREDENTIAL_FIELDS = ("anthropic_api_key", "blaxel_api_key")
+
+DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+DEFAULT_BLAXEL_BASE_URL = "https://api.blaxel.ai/v0"
+
+
+class MissingCredentials(Exception):
+    """Neither the resource inputs nor the environment hold a needed credential."""
+
+
+def anthropic_credentials(props: Mapping[str, Any]) -> AnthropicCredentials:
+    """Credentials from the resource inputs, else ANTHROPIC_API_KEY (read at call time)."""
+    api_key = props.get("anthropic_api_key") or os.environ.get("ANTHROPIC_API_KEY")
+    if not api_key:
+        raise MissingCredentials(
+            "no Anthropic API key: set cma:anthropicApiKey or ANTHROPIC_API_KEY"
+        )
+    base_url = props.get("anthropic_base_url") or DEFAULT_ANTHROPIC_BASE_URL
+    return AnthropicCredentials(base_url=str(base_url), api_key=str(api_key))
+
+
+def blaxel_credentials(props: Mapping[str, Any]) -> BlaxelCredentials:
+    """Credentials from the resource inputs, else BL_API_KEY / BL_WORKSPACE (at call time)."""
+    api_key = props.get("blaxel_api_key") or os.environ.get("BL_API_KEY")
+    workspace = props.get("blaxel_workspace") or os.environ.get("BL_WORKSPACE")
+    if not api_key or not workspace:
+        raise MissingCredentials(
+            "no Blaxel credentials: set blaxel:apiKey and blaxel:workspace "
+            "(or BL_API_KEY and BL_WORKSPACE)"
+        )
+    base_url = props.get("blaxel_base_url") or DEFAULT_BLAXEL_BASE_URL
+    return BlaxelCredentials(base_url=str(base_url), workspace=str(workspace), api_key=str(api_key))
+
+
+def pick(props: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    """The named fields of `props` (absent ones as None), for outputs and comparisons."""
+    return {name: props.get(name) for name in fields}
+
+
+def changed_fields(
+    olds: Mapping[str, Any], news: Mapping[str, Any], fields: Iterable[str]
+) -> list[str]:
+    """The fields whose value differs between old outputs and new inputs (pure)."""
+    return [name for name in fields if olds.get(name) != news.get(name)]
+
+
+def field_diff(
+    olds: Mapping[str, Any],
+    news: Mapping[str, Any],
+    fields: Iterable[str],
+    replace_fields: Iterable[str] = (),
+) -> DiffResult:
+    """A DiffResult naming exactly the changed fields, replacing only for `replace_fields`."""
+    changed = changed_fields(olds, news, fields)
+    replacing = set(replace_fields)
+    replaces = [name for name in changed if name in replacing]
+    return DiffResult(changes=bool(changed), replaces=replaces, stables=[])
+
+
+def check_with(model: type[pydantic.BaseModel], news: dict[str, Any]) -> CheckResult:
+    """Validate new inputs with a pydantic model; each failure names its property.
+
+    During a preview some inputs are not known yet: those are not validated.
+    """
+    unknown = {key for key, value in news.items() if value == UNKNOWN}
+    known = {key: value for key, value in news.items() if key not in unknown}
+    try:
+        model.model_validate(known)
+    except pydantic.ValidationError as exc:
+        failures = [
+            CheckFailure(str(err["loc"][0]), err["msg"])
+            for err in exc.errors()
+            if err["loc"] and str(err["loc"][0]) not in unknown
+        ]
+        return CheckResult(news, failures)
+    return CheckResult(news, [])
+
+
+class Props(pydantic.BaseModel):
+    """Base of each provider's typed inputs: unknown extras (e.g. __provider) are ignored."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+
+def with_secret_outputs(
+    opts: pulumi.ResourceOptions | None, *fields: str
+) -> pulumi.ResourceOptions:
+    """`opts` plus `fields` marked as secret outputs (credentials stay encrypted in state)."""
+    extra = pulumi.ResourceOptions(additional_secret_outputs=list(fields))
+    return pulumi.ResourceOptions.merge(opts, extra)

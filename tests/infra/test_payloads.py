@@ -1,0 +1,180 @@
+"""Request bodies are pure functions of the resource inputs."""
+
+from __future__ import annotations
+
+from infra.components.credentials import AnthropicAccess, BlaxelAccess
+from infra.components.orchestrator import (
+    OrchestratorArgs,
+    WorkerSettings,
+    server_secrets,
+    server_settings,
+)
+from infra.components.stack import next_steps
+from infra.providers.agent import agent_payload, live_model_id
+from infra.providers.environment import environment_needs_update, environment_payload
+from infra.providers.sandbox import (
+    DIGEST_LABEL,
+    find_preview,
+    normalise_url,
+    preview_payload,
+    preview_url,
+    sandbox_payload,
+)
+from infra.providers.server import expects_ready, process_env, process_name, process_payload
+from infra.providers.webhook import webhook_payload, webhook_url
+
+SANDBOX = {
+    "sandbox_name": "cma-orchestrator",
+    "image": "cma-orch:latest",
+    "image_digest": "sha256:abcdef0123456789",
+}
+SERVER = {
+    "sandbox_name": "cma-orchestrator",
+    "url": "http://127.0.0.1:1/p",
+    "settings": {"ORCH_ENVIRONMENT_ID": "env_1", "ORCH_PORT": "8080"},
+    "secrets": {"ORCH_ENVIRONMENT_KEY": "sk-ant-oat01-k", "ORCH_WEBHOOK_SIGNING_SECRET": ""},
+}
+
+
+def test_environment_payload_is_always_self_hosted() -> None:
+    body = environment_payload({"name": "env", "metadata": {"a": "b"}, "config": {"type": "cloud"}})
+    assert body == {"name": "env", "config": {"type": "self_hosted"}, "metadata": {"a": "b"}}
+
+
+def test_environment_payload_carries_a_description_when_given() -> None:
+    assert environment_payload({"name": "e", "description": "d"})["description"] == "d"
+
+
+def test_adopted_environment_is_updated_only_when_it_differs() -> None:
+    payload = environment_payload({"name": "e", "description": "d"})
+    live = {"id": "env_1", "name": "e", "description": "d", "metadata": {}}
+    assert not environment_needs_update(live, payload)
+    assert environment_needs_update({**live, "description": "old"}, payload)
+
+
+def test_agent_payload_defaults_to_the_agent_toolset_and_sonnet() -> None:
+    body = agent_payload({"name": "a"})
+    assert body["model"] == "claude-sonnet-4-6"
+    assert body["tools"] == [{"type": "agent_toolset_20260401"}]
+    assert "system" not in body and "version" not in body
+
+
+def test_agent_model_reads_back_from_a_model_config_object() -> None:
+    assert live_model_id({"model": {"id": "claude-x", "speed": "standard"}}) == "claude-x"
+    assert live_model_id({"model": "claude-y"}) == "claude-y"
+
+
+def test_sandbox_payload_has_no_expiration_policy() -> None:
+    body = sandbox_payload(SANDBOX)
+    assert body["spec"]["lifecycle"] == {"expirationPolicies": []}
+    assert "ttl" not in body["spec"]["runtime"]
+
+
+def test_sandbox_payload_exposes_one_http_port_and_labels_the_digest() -> None:
+    body = sandbox_payload({**SANDBOX, "port": 9000})
+    assert body["spec"]["runtime"]["ports"] == [
+        {"name": "http", "target": 9000, "protocol": "HTTP"}
+    ]
+    assert body["metadata"]["labels"][DIGEST_LABEL] == "abcdef012345"
+
+
+def test_sandbox_payload_sets_region_only_when_given() -> None:
+    assert "region" not in sandbox_payload(SANDBOX)["spec"]
+    assert sandbox_payload({**SANDBOX, "region": "us-pdx-1"})["spec"]["region"] == "us-pdx-1"
+
+
+def test_preview_is_public_on_the_sandbox_port() -> None:
+    body = preview_payload({**SANDBOX, "port": 8081})
+    assert body == {"metadata": {"name": "public"}, "spec": {"port": 8081, "public": True}}
+
+
+def test_preview_url_gets_a_scheme_and_loses_its_slash() -> None:
+    assert normalise_url("abc.preview.bl.run/") == "https://abc.preview.bl.run"
+    assert normalise_url("http://127.0.0.1:5/x/") == "http://127.0.0.1:5/x"
+    assert preview_url({"spec": {"url": "h.example"}}) == "https://h.example"
+    assert preview_url({"spec": {}}) is None
+
+
+def test_find_preview_by_name() -> None:
+    previews = [{"metadata": {"name": "other"}}, {"metadata": {"name": "public"}}]
+    assert find_preview(previews, "public") == previews[1]
+    assert find_preview(previews, "missing") is None
+
+
+def test_webhook_url_is_the_preview_plus_webhook() -> None:
+    assert webhook_url("https://x.run/") == "https://x.run/webhook"
+
+
+def test_webhook_payload_subscribes_to_run_started() -> None:
+    body = webhook_payload({"mode": "api", "url": "https://x/webhook"})
+    assert body["enabled_events"] == ["session.status_run_started"]
+    assert body["url"] == "https://x/webhook"
+
+
+def test_process_payload_runs_the_orchestrator_detached_without_time_limit() -> None:
+    body = process_payload(SERVER, 3)
+    assert body["command"] == "python -m orchestrator_app"
+    assert body["workingDir"] == "/app"
+    assert body["name"] == process_name(3) == "orchestrator-r3"
+    assert body["waitForCompletion"] is False and body["keepAlive"] is True
+    assert body["timeout"] == 0
+
+
+def test_process_env_leaves_out_secrets_that_are_not_set() -> None:
+    env = process_env(SERVER)
+    assert env["ORCH_ENVIRONMENT_KEY"] == "sk-ant-oat01-k"
+    assert "ORCH_WEBHOOK_SIGNING_SECRET" not in env
+    assert env["ORCH_ENVIRONMENT_ID"] == "env_1"
+
+
+def test_ready_is_expected_only_with_both_secrets() -> None:
+    assert not expects_ready(SERVER)
+    both = {**SERVER, "secrets": {"ORCH_ENVIRONMENT_KEY": "k", "ORCH_WEBHOOK_SIGNING_SECRET": "w"}}
+    assert expects_ready(both)
+
+
+def _orchestrator_args(**worker: object) -> OrchestratorArgs:
+    return OrchestratorArgs(
+        blaxel=BlaxelAccess("http://bl/v0", "ws", "key"),
+        anthropic=AnthropicAccess("http://an", "key"),
+        sandbox_name="cma-orchestrator",
+        image="i",
+        image_digest="d",
+        environment_id="env_1",
+        worker_image="w",
+        environment_key="",
+        region="us-pdx-1",
+        worker=WorkerSettings(**worker),  # type: ignore[arg-type]
+    )
+
+
+def test_server_settings_follow_the_contract_and_hold_no_secret() -> None:
+    settings = server_settings(_orchestrator_args(max_concurrent_starts=3), "env_1", "img:1")
+    assert settings["ORCH_ENVIRONMENT_ID"] == "env_1"
+    assert settings["ORCH_WORKER_IMAGE"] == "img:1"
+    assert settings["ORCH_MAX_CONCURRENT_STARTS"] == "3"
+    assert settings["ORCH_BLAXEL_BASE_URL"] == "http://bl/v0"
+    assert settings["ORCH_WORKER_REGION"] == "us-pdx-1"
+    assert not {"ORCH_ENVIRONMENT_KEY", "ORCH_WEBHOOK_SIGNING_SECRET", "ORCH_BLAXEL_API_KEY"} & set(
+        settings
+    )
+
+
+def test_server_secrets_are_the_three_secret_settings() -> None:
+    assert server_secrets("k", "", "b") == {
+        "ORCH_ENVIRONMENT_KEY": "k",
+        "ORCH_WEBHOOK_SIGNING_SECRET": "",
+        "ORCH_BLAXEL_API_KEY": "b",
+    }
+
+
+def test_next_steps_name_the_environment_and_the_url() -> None:
+    steps = next_steps(
+        ["cma:environmentKey", "cma:webhookSigningSecret"], "env_9", "https://u/webhook", "console"
+    )
+    assert "env_9" in steps[0] and "pulumi config set --secret cma:environmentKey" in steps[0]
+    assert "https://u/webhook" in steps[1] and "cma:webhookSigningSecret" in steps[1]
+
+
+def test_next_steps_is_empty_with_all_secrets_set() -> None:
+    assert next_steps([], "env_9", "https://u/webhook", "console") == []

@@ -1,0 +1,185 @@
+"""The resource graph under Pulumi's mocks: parents, dependencies, secrets, outputs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pytest
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+
+from infra.components.stack import CmaBlaxelStack, CmaBlaxelStackArgs
+from infra.config import load_stack_config
+
+SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+ENV = {"ANTHROPIC_API_KEY": "sk-ant-api03-test", "BL_API_KEY": "bl-test", "BL_WORKSPACE": "ws"}
+
+
+@dataclass
+class Registration:
+    """What the program asked the engine for, one resource."""
+
+    type: str
+    name: str
+    parent: str
+    dependencies: list[str]
+    secret_outputs: list[str]
+    secret_inputs: set[str]
+
+
+class StackMocks(pulumi.runtime.Mocks):
+    """Echo inputs back with plausible computed outputs."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        outs = dict(args.inputs)
+        name = args.name
+        if name.endswith("-environment"):
+            outs["environment_id"] = "env_mock"
+        elif name.endswith("-agent"):
+            outs.update(agent_id="agent_mock", version=1)
+        elif name.endswith(("-worker", "-orchestrator")) and "image_name" in outs:
+            outs["image"] = f"{outs['image_name']}:latest"
+        elif name.endswith("-sandbox"):
+            outs.update(url="https://orch.preview.test", sandbox_url="https://orch.run.test")
+        elif name.endswith("-webhook"):
+            outs.update(endpoint_id="", signing_secret=outs.get("signing_secret") or "whsec_api")
+        elif name.endswith("-server"):
+            outs.update(revision=1, process="orchestrator-r1")
+        return f"{name}-id", outs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
+        return {}, []
+
+
+def _secret_fields(struct: Any) -> set[str]:
+    data = json_format.MessageToDict(struct)
+    return {k for k, v in data.items() if isinstance(v, dict) and v.get(SIG_KEY) == SECRET_SIG}
+
+
+@pytest.fixture
+def registrations(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Registration]]:
+    """Every resource registration of one program run, by resource name."""
+    seen: dict[str, Registration] = {}
+    original = pulumi_mocks.MockMonitor.RegisterResource
+
+    def record(self: Any, request: Any) -> Any:
+        seen[request.name] = Registration(
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            dependencies=list(request.dependencies),
+            secret_outputs=list(request.additionalSecretOutputs),
+            secret_inputs=_secret_fields(request.object),
+        )
+        return original(self, request)
+
+    monkeypatch.setattr(pulumi_mocks.MockMonitor, "RegisterResource", record)
+    pulumi.runtime.set_mocks(StackMocks(), project="cma-blaxel", stack="test", preview=False)
+    yield seen
+
+
+def _run(values: dict[str, str]) -> dict[str, Any]:
+    """Build the stack under mocks and resolve its outputs."""
+    config = load_stack_config(values, ENV)
+    stack = CmaBlaxelStack("cma", CmaBlaxelStackArgs.from_config(config))
+    keys = list(stack.outputs)
+    resolved = pulumi.Output.all(*[stack.outputs[k] for k in keys]).apply(
+        lambda vals: dict(zip(keys, vals, strict=True))
+    )
+    future: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
+    resolved.apply(future.set_result)
+    return asyncio.get_event_loop().run_until_complete(future)  # type: ignore[no-any-return]
+
+
+def test_every_resource_has_its_component_as_parent(registrations: dict[str, Registration]) -> None:
+    _run({})
+    assert registrations["cma"].type == "cma:stack:CmaBlaxelStack"
+    assert registrations["cma-orchestrator"].type == "cma:orchestrator:Orchestrator"
+    for child in (
+        "cma-orchestrator-sandbox",
+        "cma-orchestrator-webhook",
+        "cma-orchestrator-server",
+    ):
+        assert registrations[child].parent.endswith("::cma-orchestrator")
+    for child in ("cma-platform-environment", "cma-platform-agent"):
+        assert registrations[child].parent.endswith("::cma-platform")
+    for child in ("cma-images-worker", "cma-images-orchestrator"):
+        assert registrations[child].parent.endswith("::cma-images")
+
+
+def test_server_depends_on_the_webhook_and_the_sandbox(
+    registrations: dict[str, Registration],
+) -> None:
+    _run({})
+    deps = registrations["cma-orchestrator-server"].dependencies
+    assert any(d.endswith("::cma-orchestrator-webhook") for d in deps)
+    assert any(d.endswith("::cma-orchestrator-sandbox") for d in deps)
+
+
+def test_webhook_depends_on_the_sandbox_url(registrations: dict[str, Registration]) -> None:
+    _run({})
+    deps = registrations["cma-orchestrator-webhook"].dependencies
+    assert any(d.endswith("::cma-orchestrator-sandbox") for d in deps)
+
+
+def test_sandbox_outlives_nothing_so_the_public_endpoint_goes_first(
+    registrations: dict[str, Registration],
+) -> None:
+    _run({})
+    deps = registrations["cma-orchestrator-sandbox"].dependencies
+    for other in (
+        "cma-platform-environment",
+        "cma-platform-agent",
+        "cma-images-worker",
+        "cma-images-orchestrator",
+    ):
+        assert any(d.endswith(f"::{other}") for d in deps), other
+
+
+def test_credentials_are_secret_inputs_and_outputs(registrations: dict[str, Registration]) -> None:
+    _run({})
+    env = registrations["cma-platform-environment"]
+    assert "anthropic_api_key" in env.secret_inputs and "anthropic_api_key" in env.secret_outputs
+    sandbox = registrations["cma-orchestrator-sandbox"]
+    assert "blaxel_api_key" in sandbox.secret_inputs and "blaxel_api_key" in sandbox.secret_outputs
+
+
+def test_server_secrets_and_signing_secret_are_secret(
+    registrations: dict[str, Registration],
+) -> None:
+    _run({"cma:webhookSigningSecret": "whsec_abc", "cma:environmentKey": "sk-ant-oat01-k"})
+    server = registrations["cma-orchestrator-server"]
+    assert "secrets" in server.secret_inputs and "secrets" in server.secret_outputs
+    assert "settings" not in server.secret_inputs
+    webhook = registrations["cma-orchestrator-webhook"]
+    assert "signing_secret" in webhook.secret_inputs and "signing_secret" in webhook.secret_outputs
+
+
+def test_outputs_name_everything_and_list_next_steps(
+    registrations: dict[str, Registration],
+) -> None:
+    outputs = _run({})
+    assert outputs["environment_id"] == "env_mock"
+    assert outputs["agent_id"] == "agent_mock"
+    assert outputs["webhook_url"] == "https://orch.preview.test/webhook"
+    assert outputs["orchestrator_url"] == "https://orch.preview.test"
+    assert outputs["worker_image"] == "cma-worker-image:latest"
+    assert len(outputs["next_steps"]) == 2
+    assert "env_mock" in outputs["next_steps"][0]
+
+
+def test_next_steps_is_empty_with_all_secrets_set(registrations: dict[str, Registration]) -> None:
+    outputs = _run(
+        {"cma:webhookSigningSecret": "whsec_abc", "cma:environmentKey": "sk-ant-oat01-k"}
+    )
+    assert outputs["next_steps"] == []
+
+
+def test_api_mode_passes_no_signing_secret_input(registrations: dict[str, Registration]) -> None:
+    outputs = _run({"cma:webhookMode": "api", "cma:environmentKey": "sk-ant-oat01-k"})
+    assert "signing_secret" not in registrations["cma-orchestrator-webhook"].secret_inputs
+    assert outputs["next_steps"] == []

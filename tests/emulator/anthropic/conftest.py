@@ -41,6 +41,10 @@ class AnthropicServer:
     config: EmulatorConfig
     backend: AnthropicBackend
     receivers: dict[str, Receiver]
+    http: httpx.Client  # for the Console, which has no SDK
+    sdk_http: (
+        anthropic.DefaultHttpxClient
+    )  # one connection pool (and TLS context) for all SDK clients
 
     @property
     def base_url(self) -> str:
@@ -52,7 +56,7 @@ class AnthropicServer:
 
     def console(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The Console has no SDK call: plain HTTP, as a browser session would send."""
-        return httpx.request(method, self.config.console_url + path, trust_env=False, **kwargs)
+        return self.http.request(method, self.config.console_url + path, **kwargs)
 
     def environment_key(self, environment_id: str) -> str:
         response = self.console("POST", f"/environments/{environment_id}/keys")
@@ -72,7 +76,9 @@ def _receiver_route(receivers: dict[str, Receiver]) -> Route:
 
 @pytest.fixture(scope="session")
 def anthropic_server() -> Iterator[AnthropicServer]:
-    sock = socket.socket()
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP,
+    # and without it every keep-alive response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind((LOOPBACK, 0))
     sock.listen(128)
     port = sock.getsockname()[1]
@@ -104,7 +110,11 @@ def anthropic_server() -> Iterator[AnthropicServer]:
         while not server.started:
             assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
             time.sleep(0.01)
-        yield AnthropicServer(config, backend, receivers)
+        with (
+            httpx.Client(trust_env=False) as http,
+            anthropic.DefaultHttpxClient(trust_env=False) as sdk_http,
+        ):
+            yield AnthropicServer(config, backend, receivers, http, sdk_http)
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
@@ -136,7 +146,9 @@ def bearer_client(emulator: AnthropicServer) -> Iterator[Callable[[str], anthrop
     made: list[anthropic.Anthropic] = []
 
     def make(token: str) -> anthropic.Anthropic:
-        sdk = anthropic.Anthropic(auth_token=token, api_key=None, base_url=emulator.base_url, max_retries=0)
+        sdk = anthropic.Anthropic(
+            auth_token=token, api_key=None, base_url=emulator.base_url, max_retries=0
+        )
         made.append(sdk)
         return sdk
 

@@ -43,7 +43,11 @@ def agent(client: anthropic.Anthropic, name: str = "coder") -> BetaManagedAgents
 def session(
     client: anthropic.Anthropic, environment_id: str, agent_id: str, message: str | None = None
 ) -> BetaManagedAgentsSession:
-    initial = [{"type": "user.message", "content": [{"type": "text", "text": message}]}] if message else []
+    initial = (
+        [{"type": "user.message", "content": [{"type": "text", "text": message}]}]
+        if message
+        else []
+    )
     return client.beta.sessions.create(
         agent=agent_id,
         environment_id=environment_id,

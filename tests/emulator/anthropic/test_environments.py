@@ -6,14 +6,19 @@ import anthropic
 import pytest
 from anthropic.types.beta import BetaEnvironment, BetaEnvironmentDeleteResponse
 from anthropic.types.beta.beta_environment_archived_error import BetaEnvironmentArchivedError
-from anthropic.types.beta.beta_invalid_config_type_change_error import BetaInvalidConfigTypeChangeError
+from anthropic.types.beta.beta_invalid_config_type_change_error import (
+    BetaInvalidConfigTypeChangeError,
+)
 
 from tests.emulator.anthropic.helpers import agent, self_hosted_environment, session, strict
 
 
 def test_environment_round_trip_parses_into_the_sdk_models(client: anthropic.Anthropic) -> None:
     created = client.beta.environments.create(
-        name="workers", config={"type": "self_hosted"}, description="blaxel", metadata={"stack": "dev"}
+        name="workers",
+        config={"type": "self_hosted"},
+        description="blaxel",
+        metadata={"stack": "dev"},
     )
     strict(BetaEnvironment, created)
     assert created.id.startswith("env_")
@@ -25,7 +30,11 @@ def test_environment_round_trip_parses_into_the_sdk_models(client: anthropic.Ant
     updated = client.beta.environments.update(
         created.id, name="renamed", metadata={"stack": None, "team": "infra"}
     )
-    assert (updated.name, updated.metadata, updated.description) == ("renamed", {"team": "infra"}, "blaxel")
+    assert (updated.name, updated.metadata, updated.description) == (
+        "renamed",
+        {"team": "infra"},
+        "blaxel",
+    )
     assert [e.id for e in client.beta.environments.list()] == [created.id]
 
 
@@ -39,7 +48,9 @@ def test_changing_the_config_type_is_refused(client: anthropic.Anthropic) -> Non
     )
 
 
-def test_delete_is_refused_while_a_session_references_the_environment(client: anthropic.Anthropic) -> None:
+def test_delete_is_refused_while_a_session_references_the_environment(
+    client: anthropic.Anthropic,
+) -> None:
     environment = self_hosted_environment(client)
     session(client, environment.id, agent(client).id)
     with pytest.raises(anthropic.ConflictError) as caught:
@@ -59,7 +70,10 @@ def test_an_archived_environment_cannot_be_updated_or_used(client: anthropic.Ant
     client.beta.environments.archive(environment.id)
     with pytest.raises(BetaEnvironmentArchivedError) as caught:
         client.beta.environments.update(environment.id, name="again")
-    assert caught.value.api_message == f"Environment {environment.id} is archived and cannot be modified"
+    assert (
+        caught.value.api_message
+        == f"Environment {environment.id} is archived and cannot be modified"
+    )
     with pytest.raises(BetaEnvironmentArchivedError):
         session(client, environment.id, agent(client).id)
 

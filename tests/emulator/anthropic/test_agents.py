@@ -1,0 +1,65 @@
+"""Agents through the SDK: versioned updates, stale versions refused, archive instead of delete."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+from anthropic.types.beta import BetaManagedAgentsAgent
+
+from tests.emulator.anthropic.helpers import agent, strict
+
+
+def test_create_fills_in_the_platform_defaults(client: anthropic.Anthropic) -> None:
+    created = agent(client)
+    strict(BetaManagedAgentsAgent, created)
+    assert created.id.startswith("agent_")
+    assert created.version == 1
+    assert created.model.id == "claude-sonnet-4-6"
+    toolset = created.tools[0]
+    assert toolset.type == "agent_toolset_20260401"
+    assert toolset.default_config.enabled is True
+    assert created.execution_identity.type == "service_account"
+
+
+def test_update_naming_the_current_version_returns_the_next(client: anthropic.Anthropic) -> None:
+    created = agent(client)
+    updated = client.beta.agents.update(created.id, version=1, system="Be terse.")
+    assert (updated.version, updated.system) == (2, "Be terse.")
+    assert client.beta.agents.retrieve(created.id).version == 2
+    assert client.beta.agents.retrieve(created.id, version=1).system is None
+    assert [v.version for v in client.beta.agents.versions.list(created.id)] == [2, 1]
+
+
+def test_update_naming_a_stale_version_is_refused(client: anthropic.Anthropic) -> None:
+    created = agent(client)
+    client.beta.agents.update(created.id, version=1, name="renamed")
+    with pytest.raises(anthropic.ConflictError) as caught:
+        client.beta.agents.update(created.id, version=1, name="again")
+    assert caught.value.status_code == 409
+    assert caught.value.api_message == (
+        f"Agent {created.id} is at version 2, but the update was based on version 1; "
+        "retrieve the agent and retry"
+    )
+
+
+def test_an_update_that_changes_nothing_keeps_the_version(client: anthropic.Anthropic) -> None:
+    created = agent(client)
+    same = client.beta.agents.update(created.id, version=1, name=created.name)
+    assert same.version == 1
+
+
+def test_archive_hides_the_agent_and_refuses_updates(client: anthropic.Anthropic) -> None:
+    created = agent(client)
+    archived = client.beta.agents.archive(created.id)
+    assert archived.archived_at is not None
+    assert client.beta.agents.list().data == []
+    assert [a.id for a in client.beta.agents.list(include_archived=True)] == [created.id]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.beta.agents.update(created.id, name="late")
+    assert caught.value.api_message == f"Agent {created.id} is archived and cannot be updated"
+
+
+def test_an_unknown_agent_is_not_found(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        client.beta.agents.retrieve("agent_missing")
+    assert caught.value.api_message == "Agent agent_missing not found"

@@ -1,0 +1,210 @@
+"""The work queue through the SDK: long poll, ack, leases, stop, list, stats, reclaim."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anthropic
+import pytest
+from anthropic.types.beta.environments import (
+    BetaHeartbeatPreconditionFailedError,
+    BetaSelfHostedWork,
+    BetaSelfHostedWorkHeartbeatResponse,
+    BetaSelfHostedWorkQueueStats,
+)
+
+from tests.emulator.anthropic.conftest import AnthropicServer
+from tests.emulator.anthropic.helpers import (
+    agent,
+    self_hosted_environment,
+    session,
+    sessions_token,
+    strict,
+)
+
+BearerClient = Callable[[str], anthropic.Anthropic]
+
+
+@pytest.fixture
+def queue(client: anthropic.Anthropic, emulator: AnthropicServer, bearer_client: BearerClient):
+    """(environment id, environment-key client, session id) with one queued work item."""
+    environment = self_hosted_environment(client)
+    worker = bearer_client(emulator.environment_key(environment.id))
+    created = session(client, environment.id, agent(client).id)
+    return environment.id, worker, created.id
+
+
+def test_an_empty_queue_answers_null(
+    client: anthropic.Anthropic, emulator: AnthropicServer, bearer_client: BearerClient
+) -> None:
+    environment = self_hosted_environment(client)
+    worker = bearer_client(emulator.environment_key(environment.id))
+    raw = worker.beta.environments.work.with_raw_response.poll(environment.id, block_ms=1)
+    assert (raw.status_code, raw.http_response.text) == (200, "null")
+    assert raw.parse() is None
+
+
+def test_block_ms_outside_1_to_999_is_refused(queue) -> None:
+    environment_id, worker, _ = queue
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        worker.beta.environments.work.poll(environment_id, block_ms=1000)
+    assert caught.value.api_message == "block_ms: must be between 1 and 999, got 1000"
+
+
+def test_poll_hands_out_the_session_with_a_secret(queue) -> None:
+    environment_id, worker, session_id = queue
+    item = worker.beta.environments.work.poll(
+        environment_id, block_ms=10, anthropic_worker_id="w-1"
+    )
+    assert item is not None
+    strict(BetaSelfHostedWork, item)
+    assert (item.data.type, item.data.id, item.state) == ("session", session_id, "queued")
+    assert sessions_token(item.secret or "").startswith("sk-ant-sst01-")
+    stats = worker.beta.environments.work.stats(environment_id)
+    strict(BetaSelfHostedWorkQueueStats, stats)
+    assert (stats.depth, stats.pending, stats.workers_polling) == (0, 1, 1)
+
+
+def test_the_lease_follows_ack_and_heartbeats(queue) -> None:
+    environment_id, worker, _ = queue
+    work = worker.beta.environments.work
+    item = work.poll(environment_id, block_ms=10)
+    assert work.ack(item.id, environment_id=environment_id).state == "starting"
+    first = work.heartbeat(
+        item.id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT"
+    )
+    strict(BetaSelfHostedWorkHeartbeatResponse, first)
+    assert (first.state, first.lease_extended, first.ttl_seconds) == ("active", True, 300)
+    second = work.heartbeat(
+        item.id, environment_id=environment_id, expected_last_heartbeat=first.last_heartbeat
+    )
+    assert second.last_heartbeat > first.last_heartbeat
+
+
+def test_a_heartbeat_with_a_stale_value_has_lost_the_lease(queue) -> None:
+    environment_id, worker, _ = queue
+    work = worker.beta.environments.work
+    item = work.poll(environment_id, block_ms=10)
+    work.ack(item.id, environment_id=environment_id)
+    beat = work.heartbeat(
+        item.id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT"
+    )
+    with pytest.raises(BetaHeartbeatPreconditionFailedError) as caught:
+        work.heartbeat(
+            item.id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT"
+        )
+    assert caught.value.status_code == 412
+    assert caught.value.api_message == (
+        f"expected_last_heartbeat does not match the lease of work item {item.id}; another worker may hold it"
+    )
+    assert caught.value.error_code == "heartbeat_precondition_failed"
+    assert caught.value.details.current_state.last_heartbeat == beat.last_heartbeat
+
+
+def test_stopping_twice_is_a_conflict(queue) -> None:
+    environment_id, worker, _ = queue
+    work = worker.beta.environments.work
+    item = work.poll(environment_id, block_ms=10)
+    work.ack(item.id, environment_id=environment_id)
+    assert work.stop(item.id, environment_id=environment_id, force=True).state == "stopped"
+    with pytest.raises(anthropic.ConflictError) as caught:
+        work.stop(item.id, environment_id=environment_id, force=True)
+    assert caught.value.status_code == 409
+    assert caught.value.api_message == f"Work item {item.id} is already stopped"
+
+
+def test_a_graceful_stop_reaches_the_worker_through_its_heartbeat(queue) -> None:
+    environment_id, worker, _ = queue
+    work = worker.beta.environments.work
+    item = work.poll(environment_id, block_ms=10)
+    work.ack(item.id, environment_id=environment_id)
+    beat = work.heartbeat(
+        item.id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT"
+    )
+    assert work.stop(item.id, environment_id=environment_id).state == "stopping"
+    after = work.heartbeat(
+        item.id, environment_id=environment_id, expected_last_heartbeat=beat.last_heartbeat
+    )
+    assert (after.state, after.lease_extended) == ("stopping", False)
+
+
+def test_an_unacknowledged_item_is_reclaimed_by_another_worker(
+    queue, emulator: AnthropicServer
+) -> None:
+    environment_id, worker, session_id = queue
+    work = worker.beta.environments.work
+    first = work.poll(environment_id, block_ms=10, anthropic_worker_id="w-dead")
+    assert work.poll(environment_id, block_ms=1, anthropic_worker_id="w-2") is None
+    again = work.poll(
+        environment_id, block_ms=1, reclaim_older_than_ms=0, anthropic_worker_id="w-2"
+    )
+    assert again is not None and again.id == first.id
+    assert emulator.backend.workers_for(session_id) == ["w-dead", "w-2"]
+
+
+def test_an_expired_lease_goes_back_to_the_queue(queue, emulator: AnthropicServer) -> None:
+    environment_id, worker, _ = queue
+    work = worker.beta.environments.work
+    item = work.poll(environment_id, block_ms=10)
+    work.ack(item.id, environment_id=environment_id)
+    beat = work.heartbeat(
+        item.id,
+        environment_id=environment_id,
+        expected_last_heartbeat="NO_HEARTBEAT",
+        desired_ttl_seconds=30,
+    )
+    emulator.backend.clock.advance(31)
+    reclaimed = work.poll(environment_id, block_ms=10)
+    assert reclaimed is not None and reclaimed.id == item.id
+    with pytest.raises(BetaHeartbeatPreconditionFailedError):
+        work.heartbeat(
+            item.id, environment_id=environment_id, expected_last_heartbeat=beat.last_heartbeat
+        )
+
+
+def test_list_takes_the_environment_key_and_refuses_the_api_key(
+    queue, client: anthropic.Anthropic
+) -> None:
+    environment_id, worker, session_id = queue
+    assert [w.data.id for w in worker.beta.environments.work.list(environment_id)] == [session_id]
+    with pytest.raises(anthropic.PermissionDeniedError) as caught:
+        client.beta.environments.work.list(environment_id)
+    assert (
+        caught.value.api_message == "This endpoint requires the environment key as a bearer token"
+    )
+
+
+def test_an_environment_key_opens_no_other_environment(queue, client: anthropic.Anthropic) -> None:
+    _, worker, _ = queue
+    other = self_hosted_environment(client, "other")
+    with pytest.raises(anthropic.PermissionDeniedError) as caught:
+        worker.beta.environments.work.poll(other.id)
+    assert (
+        caught.value.api_message == f"The environment key is not valid for environment {other.id}"
+    )
+
+
+def test_the_sessions_token_serves_its_item_and_session_only(
+    queue, client: anthropic.Anthropic, bearer_client: BearerClient
+) -> None:
+    environment_id, worker, session_id = queue
+    item = worker.beta.environments.work.poll(environment_id, block_ms=10)
+    worker.beta.environments.work.ack(item.id, environment_id=environment_id)
+    scoped = bearer_client(sessions_token(item.secret or ""))
+    beat = scoped.beta.environments.work.heartbeat(
+        item.id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT"
+    )
+    assert beat.lease_extended
+    assert scoped.beta.sessions.retrieve(session_id).id == session_id
+    other = session(client, environment_id, agent(client, "other").id)
+    with pytest.raises(anthropic.PermissionDeniedError) as caught:
+        scoped.beta.sessions.events.list(other.id)
+    assert caught.value.api_message == f"The sessions token is not valid for session {other.id}"
+    with pytest.raises(anthropic.PermissionDeniedError):
+        scoped.beta.environments.work.poll(environment_id)
+    with pytest.raises(anthropic.PermissionDeniedError):
+        scoped.beta.environments.list()
+    assert (
+        scoped.beta.environments.work.stop(item.id, environment_id=environment_id, force=True).state
+        == "stopped"
+    )

@@ -44,8 +44,11 @@ class Clock:
             return moment
 
     def advance(self, seconds: float) -> None:
+        """Move the emulated time; a negative step (e.g. to sign a stale webhook) goes back."""
         with self._lock:
             self._offset += timedelta(seconds=seconds)
+            if seconds < 0:
+                self._last = datetime.min.replace(tzinfo=UTC)
 
     def reset(self) -> None:
         with self._lock:

@@ -1,0 +1,166 @@
+"""Sessions and events through the SDK: the scripted agent's turns, the SSE stream, refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import pytest
+from anthropic.types.beta import BetaManagedAgentsSession
+from anthropic.types.beta.sessions import BetaManagedAgentsSendSessionEvents
+
+from tests.emulator.anthropic.conftest import AnthropicServer
+from tests.emulator.anthropic.helpers import agent, self_hosted_environment, session, strict
+
+
+def _message(text: str) -> dict[str, object]:
+    return {"type": "user.message", "content": [{"type": "text", "text": text}]}
+
+
+def _types(client: anthropic.Anthropic, session_id: str) -> list[str]:
+    return [e.type for e in client.beta.sessions.events.list(session_id)]
+
+
+@pytest.fixture
+def env_and_agent(client: anthropic.Anthropic) -> tuple[str, str]:
+    return self_hosted_environment(client).id, agent(client).id
+
+
+def test_create_queues_work_and_embeds_the_agent_version(
+    client: anthropic.Anthropic, emulator: AnthropicServer, env_and_agent: tuple[str, str]
+) -> None:
+    environment_id, agent_id = env_and_agent
+    created = session(client, environment_id, agent_id)
+    strict(BetaManagedAgentsSession, created)
+    assert (created.status, created.agent.id, created.agent.version) == ("idle", agent_id, 1)
+    assert client.beta.sessions.retrieve(created.id).environment_id == environment_id
+    stats = client.beta.environments.work.stats(environment_id)
+    assert stats.depth == 1
+
+
+def test_a_user_message_becomes_a_bash_call_that_requires_action(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    created = session(client, *env_and_agent)
+    sent = client.beta.sessions.events.send(created.id, events=[_message("do the thing")])  # type: ignore[list-item]
+    strict(BetaManagedAgentsSendSessionEvents, sent)
+    events: list[Any] = list(client.beta.sessions.events.list(created.id))
+    assert [e.type for e in events] == [
+        "user.message",
+        "session.status_running",
+        "agent.tool_use",
+        "session.status_idle",
+    ]
+    tool_use, idle = events[2], events[3]
+    assert (tool_use.name, tool_use.input) == (
+        "bash",
+        {"command": "echo hello > hello.txt && cat hello.txt"},
+    )
+    assert (idle.stop_reason.type, idle.stop_reason.event_ids) == ("requires_action", [tool_use.id])
+    assert client.beta.sessions.retrieve(created.id).status == "idle"
+
+
+def test_tool_results_lead_to_a_reply_and_an_idle_end_turn(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    created = session(client, *env_and_agent, message="bash: ls\nwrite notes.txt: a\\nb")
+    calls: list[Any] = [
+        e for e in client.beta.sessions.events.list(created.id) if e.type == "agent.tool_use"
+    ]
+    assert [(c.name, c.input) for c in calls] == [
+        ("bash", {"command": "ls"}),
+        ("write", {"file_path": "notes.txt", "content": "a\nb"}),
+    ]
+    client.beta.sessions.events.send(
+        created.id,
+        events=[
+            {
+                "type": "user.tool_result",
+                "tool_use_id": calls[0].id,
+                "content": [{"type": "text", "text": "x"}],
+            }
+        ],
+    )
+    assert _types(client, created.id)[-1] == "user.tool_result"  # still waiting for the write
+    client.beta.sessions.events.send(
+        created.id,
+        events=[{"type": "user.tool_result", "tool_use_id": calls[1].id, "is_error": True}],
+    )
+    events: list[Any] = client.beta.sessions.events.list(created.id, order="desc", limit=2).data
+    idle, reply = events
+    assert reply.type == "agent.message"
+    assert reply.content[0].text == "Done. bash (ok): x; write (error): "
+    assert (idle.type, idle.stop_reason.type) == ("session.status_idle", "end_turn")
+
+
+def test_a_result_for_no_open_tool_call_is_refused(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    created = session(client, *env_and_agent)
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.beta.sessions.events.send(
+            created.id, events=[{"type": "user.tool_result", "tool_use_id": "sevt_nope"}]
+        )
+    assert caught.value.api_message == (
+        f"events.tool_use_id: 'sevt_nope' names no open tool call of session {created.id}"
+    )
+
+
+def test_the_stream_delivers_events_that_happen_after_it_opens(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    created = session(client, *env_and_agent, message="say: before")
+    with client.beta.sessions.events.stream(created.id) as stream:
+        client.beta.sessions.events.send(created.id, events=[_message("say: after")])  # type: ignore[list-item]
+        seen: list[Any] = []
+        for event in stream:
+            seen.append(event)
+            if event.type == "session.status_idle":
+                break
+    assert [e.type for e in seen] == [
+        "user.message",
+        "session.status_running",
+        "agent.message",
+        "session.status_idle",
+    ]
+    assert seen[2].content[0].text == "after"
+
+
+def test_the_stream_ends_when_the_session_is_archived(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    created = session(client, *env_and_agent)
+    with client.beta.sessions.events.stream(created.id) as stream:
+        archived = client.beta.sessions.archive(created.id)
+        assert [e.type for e in stream] == ["session.status_terminated"]
+    assert archived.status == "terminated"
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.beta.sessions.events.send(created.id, events=[_message("late")])  # type: ignore[list-item]
+    assert caught.value.api_message == f"Session {created.id} is terminated and accepts no events"
+
+
+def test_a_dormant_session_is_queued_again_by_a_new_message(
+    client: anthropic.Anthropic, emulator: AnthropicServer, env_and_agent: tuple[str, str]
+) -> None:
+    environment_id, agent_id = env_and_agent
+    created = session(client, environment_id, agent_id)
+    (item,) = [w for w in emulator.backend.work_items.values() if w.session_id == created.id]
+    client.beta.environments.work.stop(item.id, environment_id=environment_id, force=True)
+    client.beta.sessions.events.send(created.id, events=[_message("say: hi")])  # type: ignore[list-item]
+    live = emulator.backend.live_work_for(created.id)
+    assert len(live) == 1 and live[0].id != item.id
+
+
+def test_list_filters_and_deletes(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    first = session(client, *env_and_agent)
+    second = session(client, *env_and_agent, message="say: x")
+    assert [s.id for s in client.beta.sessions.list()] == [second.id, first.id]
+    assert [s.id for s in client.beta.sessions.list(order="asc", limit=1)] == [first.id, second.id]
+    assert client.beta.sessions.delete(first.id).type == "session_deleted"
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        client.beta.sessions.retrieve(first.id)
+    assert caught.value.api_message == f"Session {first.id} not found"
+    only = client.beta.sessions.events.list(second.id, types=["agent.message", "user.message"])
+    assert [e.type for e in only] == ["user.message", "agent.message"]

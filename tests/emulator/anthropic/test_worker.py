@@ -1,0 +1,90 @@
+"""A whole session served by the SDK's own worker, with only the per-item secret."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import anthropic
+from anthropic.lib.environments import EnvironmentWorker
+
+from tests.emulator.anthropic.conftest import AnthropicServer
+from tests.emulator.anthropic.helpers import agent, self_hosted_environment, session
+
+
+async def _claim(emulator: AnthropicServer, environment_id: str, key: str) -> list[object]:
+    """The orchestrator's shape: drain the queue with the SDK poller, leave `stop` to the worker."""
+    async with anthropic.AsyncAnthropic(api_key="unused", base_url=emulator.base_url) as sdk:
+        return [
+            item
+            async for item in sdk.beta.environments.work.poller(
+                environment_id=environment_id,
+                environment_key=key,
+                worker_id="orchestrator-1",
+                block_ms=None,
+                drain=True,
+                auto_stop=False,
+            )
+        ]
+
+
+async def _serve(
+    emulator: AnthropicServer,
+    workdir: Path,
+    *,
+    work_id: str,
+    environment_id: str,
+    session_id: str,
+    secret: str,
+) -> None:
+    """The worker's shape: no API key, no environment key; the work secret carries it."""
+    async with anthropic.AsyncAnthropic(
+        api_key=None, auth_token="placeholder", base_url=emulator.base_url
+    ) as sdk:
+        worker = EnvironmentWorker(sdk, workdir=workdir, max_idle=0.2, memory_sync_interval=None)
+        await worker.handle_item(
+            work_id=work_id,
+            environment_id=environment_id,
+            session_id=session_id,
+            work_secret=secret,
+        )
+
+
+def test_the_sdk_worker_serves_a_whole_session_with_the_work_secret(
+    client: anthropic.Anthropic, emulator: AnthropicServer, tmp_path: Path
+) -> None:
+    environment = self_hosted_environment(client)
+    key = emulator.environment_key(environment.id)
+    created = session(
+        client,
+        environment.id,
+        agent(client).id,
+        message="write greeting.txt: hi\nbash: echo hello > hello.txt && cat greeting.txt hello.txt",
+    )
+
+    (item,) = asyncio.run(_claim(emulator, environment.id, key))
+    assert emulator.backend.work_items[item.id].state == "starting"  # type: ignore[attr-defined]
+    asyncio.run(
+        _serve(
+            emulator,
+            tmp_path,
+            work_id=item.id,  # type: ignore[attr-defined]
+            environment_id=environment.id,
+            session_id=created.id,
+            secret=item.secret,  # type: ignore[attr-defined]
+        )
+    )
+
+    assert (tmp_path / "greeting.txt").read_text() == "hi"
+    assert (tmp_path / "hello.txt").read_text() == "hello\n"
+    events: list[Any] = list(client.beta.sessions.events.list(created.id))
+    results = [e for e in events if e.type == "user.tool_result"]
+    assert [r.is_error for r in results] == [False, False]
+    assert "hihello" in results[1].content[0].text
+    assert events[-2].type == "agent.message"
+    assert events[-2].content[0].text.startswith("Done. write (ok)")
+    assert (events[-1].type, events[-1].stop_reason.type) == ("session.status_idle", "end_turn")
+    work = emulator.backend.work_items[item.id]  # type: ignore[attr-defined]
+    assert work.state == "stopped" and work.last_heartbeat is not None
+    assert emulator.backend.workers_for(created.id) == ["orchestrator-1"]

@@ -56,7 +56,11 @@ class OrchestratorArgs:
 def server_settings(
     args: OrchestratorArgs, environment_id: str, worker_image: str
 ) -> dict[str, str]:
-    """The orchestrator's non-secret ORCH_* environment (docs/contracts.md) (pure)."""
+    """The orchestrator's non-secret ORCH_* environment (docs/contracts.md) (pure).
+
+    ORCH_PORT is left out on purpose: the app falls back to the platform's PORT (the emulator
+    backs each sandbox port with another host port and says which in PORT), else 8080.
+    """
     w = args.worker
     settings = {
         "ORCH_ENVIRONMENT_ID": environment_id,
@@ -69,7 +73,6 @@ def server_settings(
         "ORCH_WORKER_IDLE_DELETE_SECONDS": str(w.idle_delete_seconds),
         "ORCH_RECOVERY_POLL_SECONDS": str(w.recovery_poll_seconds),
         "ORCH_MAX_CONCURRENT_STARTS": str(w.max_concurrent_starts),
-        "ORCH_PORT": str(args.port),
         "DO_NOT_TRACK": "1",
     }
     region = w.region or args.region

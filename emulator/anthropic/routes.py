@@ -6,9 +6,10 @@ backend operation of the same name; errors become Anthropic's error shape in `ap
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,6 +30,7 @@ MANAGED_AGENTS_BETA = "managed-agents-2026-04-01"
 WEBHOOKS_BETA = "webhooks-2026-10-07"
 
 Handler = Callable[[Request, Principal], Awaitable[Any]]
+T = TypeVar("T")
 
 
 def _betas(request: Request) -> set[str]:
@@ -100,6 +102,25 @@ def query_list(request: Request, name: str) -> list[str]:
     return [v for value in values for v in value.split(",") if v]
 
 
+async def until_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T | None:
+    """Run `work`, abandoning it if the client goes away (a cancelled long poll must not linger)."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        return None
+    return task.result()
+
+
 def _path(request: Request, name: str) -> str:
     return str(request.path_params[name])
 
@@ -157,12 +178,13 @@ def work_routes(backend: AnthropicBackend) -> list[Route]:
     async def poll(request: Request, who: Principal) -> Any:
         environment_id = _path(request, "environment_id")
         auth.require_environment_key(who, environment_id)
-        item = await backend.poll_work(
+        poll = backend.poll_work(
             environment_id,
             worker_id=request.headers.get("anthropic-worker-id"),
             block_ms=query_int(request, "block_ms"),
             reclaim_older_than_ms=query_int(request, "reclaim_older_than_ms"),
         )
+        item = await until_disconnected(request, poll)
         # An empty queue is `200 null`, never 204: the SDK parses the body.
         return JSONResponse(item)
 

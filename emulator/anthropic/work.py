@@ -210,9 +210,8 @@ class WorkOps(BackendState):
         with self._lock:
             self.get_environment(environment_id)
             self._requeue_lapsed(self.clock.now())
-            rows = [
-                i for i in reversed(self.work_items.values()) if i.environment_id == environment_id
-            ]
+            # Oldest first: the order the queue hands items out in.
+            rows = [i for i in self.work_items.values() if i.environment_id == environment_id]
             chunk, next_page = paginate(rows, limit=limit, page=page)
             return {"data": [i.to_api() for i in chunk], "next_page": next_page}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import anthropic
@@ -20,6 +21,7 @@ from tests.emulator.anthropic.helpers import (
     session,
     sessions_token,
     strict,
+    wait_until,
 )
 
 BearerClient = Callable[[str], anthropic.Anthropic]
@@ -207,4 +209,52 @@ def test_the_sessions_token_serves_its_item_and_session_only(
     assert (
         scoped.beta.environments.work.stop(item.id, environment_id=environment_id, force=True).state
         == "stopped"
+    )
+
+
+def test_a_long_poll_wakes_up_when_work_arrives(
+    client: anthropic.Anthropic, emulator: AnthropicServer, bearer_client: BearerClient
+) -> None:
+    environment = self_hosted_environment(client)
+    worker = bearer_client(emulator.environment_key(environment.id))
+    found: list[object] = []
+    thread = threading.Thread(
+        target=lambda: found.append(
+            worker.beta.environments.work.poll(environment.id, block_ms=999)
+        )
+    )
+    thread.start()
+    wait_until(lambda: emulator.backend._waiters)  # the poll is parked on the server
+    created = session(client, environment.id, agent(client).id)
+    thread.join()
+    (item,) = found
+    assert item is not None and item.data.id == created.id  # type: ignore[attr-defined]
+
+
+def test_the_api_key_reads_and_tags_work_but_never_sees_its_secret(
+    queue, client: anthropic.Anthropic
+) -> None:
+    environment_id, worker, _ = queue
+    item = worker.beta.environments.work.poll(environment_id, block_ms=10)
+    fetched = client.beta.environments.work.retrieve(item.id, environment_id=environment_id)
+    assert (fetched.id, fetched.secret) == (item.id, None)
+    tagged = client.beta.environments.work.update(
+        item.id, environment_id=environment_id, metadata={"sandbox": "worker-1"}
+    )
+    assert tagged.metadata == {"sandbox": "worker-1"}
+    with pytest.raises(anthropic.PermissionDeniedError) as caught:
+        worker.beta.environments.work.retrieve(item.id, environment_id=environment_id)
+    assert (
+        caught.value.api_message
+        == "This endpoint requires an API key; the credential given is not one"
+    )
+
+
+def test_an_unknown_work_item_is_not_found(queue) -> None:
+    environment_id, worker, _ = queue
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        worker.beta.environments.work.ack("work_missing", environment_id=environment_id)
+    assert (
+        caught.value.api_message
+        == f"Work item work_missing not found in environment {environment_id}"
     )

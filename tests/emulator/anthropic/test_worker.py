@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ async def _serve(
     async with anthropic.AsyncAnthropic(
         api_key=None, auth_token="placeholder", base_url=emulator.base_url
     ) as sdk:
-        worker = EnvironmentWorker(sdk, workdir=workdir, max_idle=0.2, memory_sync_interval=None)
+        worker = EnvironmentWorker(sdk, workdir=workdir, max_idle=0.2)
         await worker.handle_item(
             work_id=work_id,
             environment_id=environment_id,
@@ -88,3 +89,40 @@ def test_the_sdk_worker_serves_a_whole_session_with_the_work_secret(
     work = emulator.backend.work_items[item.id]  # type: ignore[attr-defined]
     assert work.state == "stopped" and work.last_heartbeat is not None
     assert emulator.backend.workers_for(created.id) == ["orchestrator-1"]
+
+
+async def _run_until_served(
+    emulator: AnthropicServer, workdir: Path, environment_id: str, key: str, session_id: str
+) -> None:
+    """The long-running shape: `EnvironmentWorker.run` polls with the key until we cancel it."""
+    async with anthropic.AsyncAnthropic(
+        api_key=None, auth_token="placeholder", base_url=emulator.base_url
+    ) as sdk:
+        worker = sdk.beta.environments.work.worker(
+            environment_id=environment_id,
+            environment_key=key,
+            workdir=workdir,
+            max_idle=0.1,
+            worker_id="daemon-1",
+        )
+        task = asyncio.create_task(worker.run())
+        while not any(w.state == "stopped" for w in emulator.backend.work_items.values()):
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def test_the_sdk_worker_daemon_claims_and_serves_queued_work(
+    client: anthropic.Anthropic, emulator: AnthropicServer, tmp_path: Path
+) -> None:
+    environment = self_hosted_environment(client)
+    key = emulator.environment_key(environment.id)
+    created = session(
+        client, environment.id, agent(client).id, message="bash: echo served > out.txt"
+    )
+    asyncio.run(_run_until_served(emulator, tmp_path, environment.id, key, created.id))
+    assert (tmp_path / "out.txt").read_text() == "served\n"
+    assert emulator.backend.workers_for(created.id) == ["daemon-1"]
+    types = [e.type for e in client.beta.sessions.events.list(created.id)]
+    assert types[-2:] == ["agent.message", "session.status_idle"]

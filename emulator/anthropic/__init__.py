@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from emulator.anthropic.models import AnthropicBackend
-from emulator.anthropic.routes import agent_routes, environment_routes, work_routes
+from emulator.anthropic.routes import agent_routes, environment_routes, not_found_route, work_routes
 from emulator.anthropic.session_routes import session_routes
 from emulator.anthropic.webhook_routes import console_routes, organization_webhook_routes
 
@@ -24,4 +24,5 @@ def anthropic_routes(backend: AnthropicBackend) -> list[Route]:
         *agent_routes(backend),
         *session_routes(backend),
         *organization_webhook_routes(backend),
+        not_found_route(backend),  # last: any other /v1 path answers in Anthropic's shape
     ]

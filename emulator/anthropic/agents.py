@@ -82,6 +82,18 @@ def normalize_tool(tool: Any) -> dict[str, Any]:
     )
 
 
+def normalize_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """A session's `agent_with_overrides` fields, rendered like the agent's own."""
+    allowed = ("model", "system", "tools", "mcp_servers", "skills")
+    unknown = [k for k in overrides if k not in allowed]
+    if unknown:
+        raise InvalidRequestError(f"agent: unknown override field(s) {unknown}")
+    return {
+        key: normalize_model(value) if key == "model" else _normalize_field(key, value)
+        for key, value in overrides.items()
+    }
+
+
 def _normalize_field(key: str, value: Any) -> Any:
     if value is None:
         return _REPLACEABLE.get(key)

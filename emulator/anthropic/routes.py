@@ -291,3 +291,15 @@ def agent_routes(backend: AnthropicBackend) -> list[Route]:
         Route("/v1/agents/{agent_id}/archive", r(backend, archive), methods=["POST"]),
         Route("/v1/agents/{agent_id}/versions", r(backend, versions), methods=["GET"]),
     ]
+
+
+def not_found_route(backend: AnthropicBackend) -> Route:
+    """Unknown `/v1/...` paths: Anthropic's 404 JSON rather than Starlette's plain text."""
+
+    async def not_found(request: Request) -> Response:
+        return error_response(
+            NotFoundError(f"Not found: {request.method} {request.url.path}"), new_id("req")
+        )
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    return Route("/v1/{path:path}", not_found, methods=methods)

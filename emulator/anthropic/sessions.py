@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from emulator.anthropic import agent_script
+from emulator.anthropic.agents import normalize_overrides
 from emulator.anthropic.common import iso, new_id, paginate
 from emulator.anthropic.environments import apply_metadata_patch, check_metadata
 from emulator.anthropic.exceptions import InvalidRequestError
@@ -60,7 +61,7 @@ class SessionOps(WorkOps, WebhookOps):
         if not 1 <= version <= agent.version:
             raise InvalidRequestError(f"agent.version: agent {agent.id} has no version {version}")
         overrides = {k: v for k, v in spec.items() if k not in ("type", "id", "version")}
-        return agent, version, overrides
+        return agent, version, normalize_overrides(overrides)
 
     def create_session(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:

@@ -7,7 +7,11 @@ from typing import Any
 import anthropic
 import pytest
 from anthropic.types.beta import BetaManagedAgentsSession
-from anthropic.types.beta.sessions import BetaManagedAgentsSendSessionEvents
+from anthropic.types.beta.sessions import (
+    BetaManagedAgentsSendSessionEvents,
+    BetaManagedAgentsSessionEvent,
+)
+from pydantic import TypeAdapter
 
 from tests.emulator.anthropic.conftest import AnthropicServer
 from tests.emulator.anthropic.helpers import agent, self_hosted_environment, session, strict
@@ -164,3 +168,72 @@ def test_list_filters_and_deletes(
     assert caught.value.api_message == f"Session {first.id} not found"
     only = client.beta.sessions.events.list(second.id, types=["agent.message", "user.message"])
     assert [e.type for e in only] == ["user.message", "agent.message"]
+
+
+def test_agent_overrides_apply_to_the_session_only(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    environment_id, agent_id = env_and_agent
+    created = client.beta.sessions.create(
+        agent={
+            "type": "agent_with_overrides",
+            "id": agent_id,
+            "system": "Only here.",
+            "model": "claude-opus-4-7",
+        },
+        environment_id=environment_id,
+    )
+    strict(BetaManagedAgentsSession, created)
+    assert (created.agent.system, created.agent.model.id) == ("Only here.", "claude-opus-4-7")
+    assert client.beta.agents.retrieve(agent_id).system is None
+
+
+def test_update_patches_metadata_and_title(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    created = client.beta.sessions.create(
+        agent=env_and_agent[1], environment_id=env_and_agent[0], metadata={"a": "1", "b": "2"}
+    )
+    updated = client.beta.sessions.update(created.id, title="demo", metadata={"a": None, "c": "3"})
+    assert (updated.title, updated.metadata) == ("demo", {"b": "2", "c": "3"})
+
+
+def test_an_unknown_path_is_a_404_in_anthropics_shape(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        client.get("/v1/nothing/here", cast_to=object)
+    assert caught.value.body == {
+        "type": "error",
+        "error": {"type": "not_found_error", "message": "Not found: GET /v1/nothing/here"},
+    }
+
+
+def test_every_event_of_a_turn_validates_strictly(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    created = session(client, *env_and_agent, message="bash: true")
+    (call,) = [
+        e for e in client.beta.sessions.events.list(created.id) if e.type == "agent.tool_use"
+    ]
+    client.beta.sessions.events.send(
+        created.id,
+        events=[
+            {
+                "type": "user.tool_result",
+                "tool_use_id": call.id,
+                "content": [{"type": "text", "text": "ok"}],
+            }
+        ],
+    )
+    raw = client.beta.sessions.events.with_raw_response.list(created.id).http_response.json()
+    adapter = TypeAdapter(BetaManagedAgentsSessionEvent)
+    kinds = [type(adapter.validate_python(event)).__name__ for event in raw["data"]]
+    assert kinds == [
+        "BetaManagedAgentsUserMessageEvent",
+        "BetaManagedAgentsSessionStatusRunningEvent",
+        "BetaManagedAgentsAgentToolUseEvent",
+        "BetaManagedAgentsSessionStatusIdleEvent",
+        "BetaManagedAgentsUserToolResultEvent",
+        "BetaManagedAgentsSessionStatusRunningEvent",
+        "BetaManagedAgentsAgentMessageEvent",
+        "BetaManagedAgentsSessionStatusIdleEvent",
+    ]

@@ -1,6 +1,7 @@
 """`python -m orchestrator_app`: serve the orchestrator with uvicorn on 0.0.0.0:$ORCH_PORT.
 
-The port is ORCH_PORT, else PORT (the sandbox runtime's), else 8080. Settings are read once,
+The port is ORCH_PORT, else PORT (the sandbox runtime's), else 8080; ORCH_HOST moves the
+address (tests bind 127.0.0.1). Settings are read once,
 here; a setting that does not validate ends the process with a message naming the field.
 """
 
@@ -33,7 +34,7 @@ def main() -> int:
     logging.getLogger().setLevel(settings.log_level.upper())
     uvicorn.run(
         create_app(settings),
-        host="0.0.0.0",
+        host=settings.host,
         port=settings.port,
         log_config=None,  # keep our JSON handler for uvicorn's loggers too
         access_log=False,

@@ -26,7 +26,7 @@ from orchestrator_app.errors import MalformedWebhook, NotConfigured, WebhookReje
 from orchestrator_app.logging import register_secrets
 from orchestrator_app.recovery import recover_forever
 from orchestrator_app.settings import Settings
-from orchestrator_app.workers import WorkerSandboxes, configure_blaxel
+from orchestrator_app.workers import WorkerSandboxes, close_blaxel, configure_blaxel
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ async def _lifespan(
                 await task
         await services.dispatcher.shutdown()
         await services.anthropic.close()
+        await close_blaxel()
         log.info("orchestrator stopped")
 
 

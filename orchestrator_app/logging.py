@@ -25,7 +25,13 @@ _SECRET_SHAPES = re.compile(
 )
 
 # Attributes every LogRecord has; anything else was passed as `extra=` and is a field.
-_RECORD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# (uvicorn adds `color_message`, a copy of the message with terminal colours.)
+_RECORD_ATTRS = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class Redactor:

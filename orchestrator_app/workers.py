@@ -9,10 +9,11 @@ work item's coordinates and its per-item secret. The Blaxel SDK keeps one proces
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -216,6 +217,33 @@ def configure_blaxel(settings: Settings) -> None:
     blaxel_settings.auth = auth
 
 
+async def close_blaxel() -> None:
+    """Close the SDK's control-plane client of this event loop (it never closes it itself)."""
+    http = blaxel_client._async_client
+    if http is not None:
+        await http.aclose()
+        blaxel_client._async_client = None
+        blaxel_client._async_client_loop = None
+
+
+async def _close_sandbox_clients(instance: SandboxInstance) -> None:
+    # The SDK opens one HTTP client per sandbox action it is asked for and never closes it.
+    action = instance.process
+    if action._client is not None:
+        await action._client.aclose()
+        action._client = None
+
+
+@contextlib.asynccontextmanager
+async def _sandbox(name: str) -> AsyncIterator[SandboxInstance]:
+    """A sandbox by name, its HTTP clients closed afterwards."""
+    instance = await SandboxInstance.get(name)
+    try:
+        yield instance
+    finally:
+        await _close_sandbox_clients(instance)
+
+
 @dataclass
 class ProcessState:
     """What the orchestrator needs to know of a worker process."""
@@ -283,16 +311,21 @@ class WorkerSandboxes:
                 raise BlaxelError(f"sandbox {name} is {instance.status}", transient=False)
             await asyncio.sleep(0.5)
             instance = await self._retry(lambda: SandboxInstance.get(name), f"get sandbox {name}")
+
         # Ready means its own API answers (the first call after standby may fail: retried).
-        await self._retry(instance.process.list, f"reach sandbox {name}")
+        async def reach() -> None:
+            async with _sandbox(name) as fresh:
+                await fresh.process.list()
+
+        await self._retry(reach, f"reach sandbox {name}")
         return name
 
     async def start_worker(self, sandbox_name: str, request: dict[str, Any]) -> None:
         """Start the worker process; raises BlaxelError when it cannot be started."""
 
         async def once() -> None:
-            instance = await SandboxInstance.get(sandbox_name)
-            started = await instance.process.exec(request)
+            async with _sandbox(sandbox_name) as instance:
+                started = await instance.process.exec(request)
             if started.status == "failed":
                 raise BlaxelError(
                     f"worker process in {sandbox_name} failed at start (exit {started.exit_code})",
@@ -313,6 +346,8 @@ class WorkerSandboxes:
             if error.status == 404:
                 return ProcessState("missing")
             raise error from exc
+        finally:
+            await _close_sandbox_clients(instance)
         return ProcessState(str(process.status))
 
     async def delete(self, sandbox_name: str) -> None:

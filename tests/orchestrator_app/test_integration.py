@@ -1,0 +1,224 @@
+"""The orchestrator end to end: `python -m orchestrator_app` against the emulator.
+
+A session created with the SDK fires a signed webhook; the orchestrator makes the session's
+worker sandbox, claims the work, starts `python -m worker` (the pushed worker image) in it; the
+worker serves the scripted agent's tool call through the SDK's EnvironmentWorker; once the
+session's work ended, the orchestrator deletes the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from emulator.server import EmulatorServer
+from orchestrator_app.workers import worker_sandbox_name
+from tests.orchestrator_app.conftest import make_signer, new_signing_secret, run_started
+from tests.orchestrator_app.emulated import (
+    Stack,
+    free_loopback_port,
+    iter_known_secrets,
+    make_stack,
+    push_worker_image,
+    sandbox_process_output,
+    wait_for,
+)
+
+CONTRACT_ENV = {
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_ENVIRONMENT_ID",
+    "ANTHROPIC_SESSION_ID",
+    "ANTHROPIC_WORK_ID",
+    "ANTHROPIC_WORK_SECRET",
+}
+
+
+@pytest.fixture(scope="module")
+def emulator_server() -> Iterator[EmulatorServer]:
+    server = EmulatorServer().start()
+    server.emulator.anthropic.webhook_retry_delays = (0.05, 0.1, 0.2)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def worker_image_ref(emulator_server: EmulatorServer) -> str:
+    return push_worker_image(emulator_server)
+
+
+@pytest.fixture
+def stack(
+    emulator_server: EmulatorServer,
+    worker_image_ref: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Stack]:
+    """A fresh environment; every orchestrator it started is stopped, and its logs scanned."""
+    made = make_stack(emulator_server, worker_image_ref, tmp_path, request.node.name[:40])
+    try:
+        yield made
+    finally:
+        made.close()
+        made.client.close()
+    logs = "\n".join(o.logs() for o in made.orchestrators) + sandbox_process_output(emulator_server)
+    leaked = [s[:12] + "…" for s in iter_known_secrets(made) if s and s in logs]
+    assert not leaked, f"secrets found in logs: {leaked}"
+
+
+def tool_results(stack: Stack, session_id: str) -> list[str]:
+    texts: list[str] = []
+    for event in stack.events(session_id):
+        if event.type == "user.tool_result":
+            texts.extend(block.text for block in event.content if block.type == "text")
+    return texts
+
+
+def deleted(stack: Stack, session_id: str) -> bool:
+    name = worker_sandbox_name(session_id)
+    return any(d.name == name for d in stack.server.emulator.blaxel.deleted_sandboxes)
+
+
+def test_a_session_is_served_by_one_worker_in_its_own_sandbox(stack: Stack) -> None:
+    orchestrator = stack.orchestrator()
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo hello from the worker")
+
+    results = wait_for(lambda: tool_results(stack, session_id), "the tool result in the session")
+    assert results == ["hello from the worker"]
+    starts = stack.worker_starts(session_id)
+    assert len(starts) == 1
+    assert starts[0].working_dir == "/app"
+    assert len(stack.worker_starts()) == 1
+    assert orchestrator.logged("worker started", session_id=session_id)
+
+
+def test_the_worker_process_gets_the_work_secret_and_no_other_credential(stack: Stack) -> None:
+    stack.orchestrator()
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo checked")
+    start = wait_for(lambda: stack.worker_starts(session_id), "the worker start")[0]
+    names = set(start.env_names)
+    assert names >= CONTRACT_ENV
+    assert not {"ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_ENVIRONMENT_KEY"} & names
+    assert not [n for n in names if n.startswith(("ORCH_", "BL_"))]
+    sandbox = stack.server.emulator.blaxel.get_sandbox(start.sandbox)
+    spec_text = json.dumps(sandbox.spec)
+    assert stack.environment_key not in spec_text
+    assert stack.server.config.blaxel_api_key not in spec_text
+    wait_for(lambda: tool_results(stack, session_id), "the tool result")
+
+
+def test_the_worker_sandbox_is_deleted_after_the_sessions_work_ends(stack: Stack) -> None:
+    orchestrator = stack.orchestrator()
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo done")
+    wait_for(lambda: tool_results(stack, session_id), "the tool result")
+    wait_for(lambda: deleted(stack, session_id), "the worker sandbox's deletion")
+    assert orchestrator.logged("worker ended", session_id=session_id, status="completed")
+    live = [s.name for s in stack.server.emulator.blaxel.list_sandboxes()]
+    assert worker_sandbox_name(session_id) not in live
+
+
+def test_twenty_duplicate_deliveries_start_one_worker(stack: Stack) -> None:
+    orchestrator = stack.orchestrator()
+    endpoint_id = stack.webhook_ids[-1]
+    session_id = stack.create_session()
+
+    def redeliver(_: int) -> None:
+        from tests.orchestrator_app.emulated import console
+
+        console(stack.server, "POST", f"/webhooks/{endpoint_id}/redeliver", json={})
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(redeliver, range(20)))
+    wait_for(lambda: stack.worker_starts(session_id), "the worker start")
+    deliveries = stack.server.emulator.anthropic.deliveries_for(session_id)
+    wait_for(lambda: all(d.delivered for d in deliveries), "all 21 deliveries")
+    assert len(deliveries) == 21
+    stack.say(session_id, "bash: echo once")
+    wait_for(lambda: tool_results(stack, session_id), "the tool result")
+    assert len(stack.worker_starts(session_id)) == 1
+    assert len([c for c in stack.claims(session_id)]) == 1
+    assert orchestrator.logged("duplicate delivery ignored", session_id=session_id)
+
+
+def test_a_session_of_another_environment_claims_nothing(stack: Stack) -> None:
+    orchestrator = stack.orchestrator()
+    other = stack.client.beta.environments.create(name="other-env", config={"type": "self_hosted"})
+    session_id = stack.create_session(environment_id=other.id)
+    wait_for(
+        lambda: orchestrator.logged(
+            "no queued work for this session in this environment", session_id=session_id
+        ),
+        "the orchestrator to look for the session's work",
+    )
+    assert stack.claims(session_id) == []
+    assert stack.worker_starts(session_id) == []
+    work = stack.server.emulator.anthropic.live_work_for(session_id)
+    assert [(w.environment_id, w.state, w.polled_at) for w in work] == [(other.id, "queued", None)]
+
+
+def test_work_whose_webhook_never_arrived_is_served_by_recovery(stack: Stack) -> None:
+    orchestrator = stack.orchestrator(
+        webhook=False,
+        ORCH_WEBHOOK_SIGNING_SECRET=new_signing_secret(),
+        ORCH_RECOVERY_POLL_SECONDS="0.5",
+    )
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo recovered")
+    assert wait_for(
+        lambda: tool_results(stack, session_id), "the recovered session's tool result"
+    ) == ["recovered"]
+    assert len(stack.worker_starts(session_id)) == 1
+    assert not orchestrator.logged("run started", session_id=session_id)
+
+
+def test_forged_and_stale_deliveries_dispatch_nothing(stack: Stack) -> None:
+    secret = new_signing_secret()
+    orchestrator = stack.orchestrator(webhook=False, ORCH_WEBHOOK_SIGNING_SECRET=secret)
+    session_id = stack.create_session()
+
+    forged = make_signer(new_signing_secret())(run_started(session_id))
+    stale = make_signer(secret)(run_started(session_id), timestamp=time.time() - 600)
+    for body, headers in (forged, stale):
+        assert orchestrator.post("/webhook", content=body, headers=headers).status_code == 401
+    assert stack.claims(session_id) == []
+    assert orchestrator.logged(
+        "webhook rejected", reason="signature rejected: No matching signature found"
+    )
+
+    # The same session with a good signature is served: the rejections were the signatures'.
+    body, headers = make_signer(secret)(run_started(session_id))
+    assert orchestrator.post("/webhook", content=body, headers=headers).status_code == 200
+    stack.say(session_id, "bash: echo genuine")
+    assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == ["genuine"]
+
+
+def test_ready_when_configured_and_reachable(stack: Stack) -> None:
+    response = stack.orchestrator().get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "problems": []}
+
+
+def test_ready_names_a_missing_environment_key(stack: Stack) -> None:
+    response = stack.orchestrator(ORCH_ENVIRONMENT_KEY=None).get("/ready")
+    assert response.status_code == 503
+    assert response.json()["problems"] == ["environment key not set (ORCH_ENVIRONMENT_KEY)"]
+
+
+def test_ready_names_a_rejected_environment_key_and_an_unreachable_blaxel(stack: Stack) -> None:
+    dead = f"http://127.0.0.1:{free_loopback_port()}/blaxel/v0"
+    response = stack.orchestrator(
+        ORCH_ENVIRONMENT_KEY="sk-ant-oat01-not-a-real-key", ORCH_BLAXEL_BASE_URL=dead
+    ).get("/ready")
+    assert response.status_code == 503
+    assert sorted(response.json()["problems"]) == sorted(
+        ["environment key rejected by the Anthropic API", f"Blaxel API unreachable at {dead}"]
+    )

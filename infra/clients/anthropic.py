@@ -6,6 +6,7 @@ exceptions here and nowhere else. Results are plain JSON-able dicts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ import anthropic
 from infra.clients.errors import ClientError, Conflict, NotFound, error_for_status, with_retries
 
 T = TypeVar("T")
+# The SDKs log every request at INFO; in `pulumi up` that drowns the resource diagnostics.
+for _noisy in ("httpx", "httpx2"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 SESSION_EVENTS = ["session.status_run_started"]
 

@@ -7,6 +7,7 @@ SDK failures become `infra.clients.errors` exceptions here and nowhere else.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -41,6 +42,9 @@ from blaxel.core.sandbox.sync.sandbox import SyncSandboxInstance
 from infra.clients.errors import NotFound, error_for_status, with_retries
 
 T = TypeVar("T")
+# The SDKs log every request at INFO; in `pulumi up` that drowns the resource diagnostics.
+for _noisy in ("httpx", "httpx2"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)

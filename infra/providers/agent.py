@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from infra.clients import anthropic as api
 from infra.clients.errors import NotFound
 from infra.providers.base import (
     ANTHROPIC_CREDENTIAL_FIELDS,
+    PortableProvider,
     Props,
     anthropic_credentials,
     check_with,
@@ -80,7 +81,7 @@ def agent_read_outputs(props: dict[str, Any], live: dict[str, Any]) -> dict[str,
     return outs
 
 
-class AgentProvider(ResourceProvider):
+class AgentProvider(PortableProvider):
     """CRUD for `agent_…` through the Anthropic client."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import types
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pydantic
-from pulumi.dynamic import CheckFailure, CheckResult, DiffResult
+from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvider
+from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
 from infra.clients.anthropic import AnthropicCredentials
@@ -76,12 +79,23 @@ def field_diff(
     return DiffResult(changes=bool(changed), replaces=replaces, stables=[])
 
 
+def contains_unknown(value: Any) -> bool:
+    """Whether a (preview-time) input holds a value not known yet, at any depth."""
+    if isinstance(value, Unknown) or value == UNKNOWN:
+        return True
+    if isinstance(value, dict):
+        return any(contains_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_unknown(v) for v in value)
+    return False
+
+
 def check_with(model: type[pydantic.BaseModel], news: dict[str, Any]) -> CheckResult:
     """Validate new inputs with a pydantic model; each failure names its property.
 
     During a preview some inputs are not known yet: those are not validated.
     """
-    unknown = {key for key, value in news.items() if value == UNKNOWN}
+    unknown = {key for key, value in news.items() if contains_unknown(value)}
     known = {key: value for key, value in news.items() if key not in unknown}
     try:
         model.model_validate(known)
@@ -107,3 +121,36 @@ def with_secret_outputs(
     """`opts` plus `fields` marked as secret outputs (credentials stay encrypted in state)."""
     extra = pulumi.ResourceOptions(additional_secret_outputs=list(fields))
     return pulumi.ResourceOptions.merge(opts, extra)
+
+
+REPO_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+
+
+def _load_provider(root: str, module: str, name: str) -> Any:
+    """Runs in the provider host: make `root` importable, then build the provider afresh."""
+    import importlib
+    import sys
+
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return getattr(importlib.import_module(module), name)()
+
+
+def _by_value(fn: Any) -> Any:
+    # dill pickles a function of `__main__` by value: the provider host, whose working dir is
+    # infra/ and whose sys.path lacks the repository root, can run it without importing us.
+    copy = types.FunctionType(fn.__code__, {"__builtins__": __builtins__}, fn.__name__)
+    copy.__module__ = "__main__"
+    return copy
+
+
+class PortableProvider(ResourceProvider):
+    """A provider pickled as "import this class from the repository", never by value.
+
+    State then holds only the module and class name: no client, key or config travels with
+    it, and state written by an older version loads the current code.
+    """
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
+        cls = type(self)
+        return (_by_value(_load_provider), (REPO_ROOT, cls.__module__, cls.__qualname__))

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from infra.clients import anthropic as api
 from infra.clients.errors import NotFound
 from infra.providers.base import (
     ANTHROPIC_CREDENTIAL_FIELDS,
+    PortableProvider,
     Props,
     anthropic_credentials,
     check_with,
@@ -59,7 +60,7 @@ def environment_needs_update(live: dict[str, Any], payload: dict[str, Any]) -> b
     return any(live.get(k) != payload.get(k) for k in ("name", "description", "metadata"))
 
 
-class EnvironmentProvider(ResourceProvider):
+class EnvironmentProvider(PortableProvider):
     """CRUD for `env_…` through the Anthropic client."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:

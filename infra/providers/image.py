@@ -14,7 +14,6 @@ from pulumi.dynamic import (
     CreateResult,
     ReadResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 
@@ -23,6 +22,7 @@ from infra.clients.errors import NotFound
 from infra.images import load_image
 from infra.providers.base import (
     BLAXEL_CREDENTIAL_FIELDS,
+    PortableProvider,
     Props,
     blaxel_credentials,
     check_with,
@@ -65,7 +65,7 @@ def validate_image_name(name: str) -> str | None:
     return None
 
 
-class ImageProvider(ResourceProvider):
+class ImageProvider(PortableProvider):
     """Pushes the image through the SDK's ImageInstance upload flow."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:

@@ -16,7 +16,6 @@ from pulumi.dynamic import (
     CreateResult,
     ReadResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 
@@ -24,6 +23,7 @@ from infra.clients import blaxel as bl
 from infra.clients.errors import NotFound, error_for_status
 from infra.providers.base import (
     BLAXEL_CREDENTIAL_FIELDS,
+    PortableProvider,
     Props,
     blaxel_credentials,
     check_with,
@@ -138,7 +138,7 @@ def _ensure_preview(creds: bl.BlaxelCredentials, props: dict[str, Any]) -> str:
     return url
 
 
-class SandboxProvider(ResourceProvider):
+class SandboxProvider(PortableProvider):
     """Upserts the sandbox by name, then its public preview."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:

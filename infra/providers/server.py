@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from infra.clients import blaxel as bl
 from infra.clients.errors import NotFound, Transient
 from infra.clients.orchestrator import wait_until_ok
 from infra.providers.base import (
     BLAXEL_CREDENTIAL_FIELDS,
+    PortableProvider,
     Props,
     blaxel_credentials,
     check_with,
@@ -91,7 +92,7 @@ def server_outputs(props: dict[str, Any], revision: int) -> dict[str, Any]:
     }
 
 
-class ServerProvider(ResourceProvider):
+class ServerProvider(PortableProvider):
     """Starts, restarts and stops the orchestrator process through the sandbox API."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:

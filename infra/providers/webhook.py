@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from infra.clients import anthropic as api
 from infra.clients.errors import NotFound
 from infra.providers.base import (
     ANTHROPIC_CREDENTIAL_FIELDS,
+    PortableProvider,
     Props,
     anthropic_credentials,
     check_with,
@@ -65,7 +66,7 @@ def webhook_outputs(
     }
 
 
-class WebhookProvider(ResourceProvider):
+class WebhookProvider(PortableProvider):
     """Console mode: no calls. API mode: organization webhook endpoints."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:

@@ -160,3 +160,11 @@ def test_check_skips_inputs_unknown_during_preview() -> None:
 def test_check_refuses_a_bad_sandbox_name() -> None:
     result = SandboxProvider().check({}, {**SANDBOX, "sandbox_name": "Bad_Name"})
     assert [f.property for f in result.failures] == ["sandbox_name"]
+
+
+def test_check_skips_unknown_output_objects_nested_in_dicts() -> None:
+    from pulumi.output import Unknown
+
+    olds: dict[str, Any] = {}
+    news = {**CREDS, "sandbox_name": "orch", "url": Unknown(), "settings": {"A": Unknown()}}
+    assert ServerProvider().check(olds, news).failures == []

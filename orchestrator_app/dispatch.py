@@ -178,23 +178,43 @@ class Dispatcher:
         """Warm the sandboxes of every session with claimable work, then claim and start."""
         self.stats.drains += 1
         hinted = set(self._in_flight) - set(self._starting_sessions())
+        sessions: list[str] = []
         try:
             sessions = await self.queue.claimable_sessions()
+            # In flight while this drain prepares them: no duplicate start, no reaping.
+            self._in_flight.update(sessions)
+            for session_id in hinted - set(sessions):
+                # Another environment's session (a workspace webhook fires for all of them), or
+                # work already claimed: nothing to do for it here.
+                log.info(
+                    "no queued work for this session in this environment",
+                    extra={"session_id": session_id},
+                )
             if not sessions:
-                for session_id in hinted:
-                    log.info(
-                        "no queued work for this session in this environment",
-                        extra={"session_id": session_id},
-                    )
                 return
             warm = await asyncio.gather(*(self._warm(s) for s in sessions))
             ready = {s: name for s, name in zip(sessions, warm, strict=True) if name}
-            await self._claim_all(ready)
+            if not ready:
+                # Claim nothing we could not serve: the work stays queued for a later drain.
+                log.warning(
+                    "no worker sandbox ready; nothing claimed", extra={"sessions": sessions}
+                )
+                return
+            await self._claim_all(ready, tried=set(sessions))
+            for session_id, sandbox in ready.items():
+                self._note_idle(session_id, sandbox)
         finally:
-            # Sessions hinted by a webhook that got no worker this time are no longer in flight.
-            self._in_flight -= hinted - set(self._starting_sessions())
+            # Sessions that got no worker this time are no longer in flight.
+            self._in_flight -= (hinted | set(sessions)) - set(self._starting_sessions())
 
-    async def _claim_all(self, ready: dict[str, str]) -> None:
+    def _note_idle(self, session_id: str, sandbox: str) -> None:
+        """A ready sandbox with no worker starting: the reaper deletes it once idle long enough."""
+        if session_id not in self.workers and session_id not in self._starting_sessions():
+            loop_time = asyncio.get_running_loop().time()
+            self.workers[session_id] = WorkerRecord(sandbox, "", "", ended_at=loop_time)
+
+    async def _claim_all(self, ready: dict[str, str], tried: set[str]) -> None:
+        """Poll and ack items whose session's sandbox is ready; leave the others unclaimed."""
         polled: set[str] = set()
         while True:
             item = await self.queue.poll()
@@ -207,8 +227,14 @@ class Dispatcher:
                 await self.queue.stop(item)
                 continue
             session_id = item.data.id
-            sandbox = ready.get(session_id) or await self._warm(session_id)
-            if not sandbox:
+            if session_id not in ready and session_id not in tried:
+                # Work queued after the listing: warm its sandbox now, before acking.
+                tried.add(session_id)
+                sandbox = await self._warm(session_id)
+                if sandbox:
+                    ready[session_id] = sandbox
+            if session_id not in ready:
+                # Polled but not acked: the queue offers it again after the reclaim window.
                 log.warning(
                     "work left unclaimed: its worker sandbox is not ready",
                     extra={"session_id": session_id, "work_id": item.id},
@@ -218,7 +244,7 @@ class Dispatcher:
             self.stats.claimed += 1
             log.info("work claimed", extra={"session_id": session_id, "work_id": item.id})
             self._in_flight.add(session_id)
-            task = asyncio.create_task(self._start(item, sandbox))
+            task = asyncio.create_task(self._start(item, ready[session_id]))
             task.set_name(f"start:{session_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -268,6 +294,9 @@ class Dispatcher:
                 extra={"session_id": session_id, "work_id": item.id, "reason": str(exc)},
             )
             await self._stop_quietly(item)
+            # Its sandbox now idles: the reaper deletes it like any other.
+            ended = asyncio.get_running_loop().time()
+            self.workers[session_id] = WorkerRecord(sandbox, "", item.id, ended_at=ended)
         finally:
             self._in_flight.discard(session_id)
 
@@ -297,6 +326,7 @@ class Dispatcher:
                 if (
                     record.ended_at is not None
                     and now - record.ended_at >= self.settings.worker_idle_delete_seconds
+                    and session_id not in self._in_flight  # a drain may have claimed it meanwhile
                 ):
                     await self.sandboxes.delete(record.sandbox)
                     if self.workers.get(session_id) is record:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from emulator.server import EmulatorServer
@@ -67,6 +68,7 @@ def stack(
     finally:
         made.close()
         made.client.close()
+        emulator_server.emulator.faults.reset()
     logs = "\n".join(o.logs() for o in made.orchestrators) + sandbox_process_output(emulator_server)
     leaked = [s[:12] + "…" for s in iter_known_secrets(made) if s and s in logs]
     assert not leaked, f"secrets found in logs: {leaked}"
@@ -222,3 +224,65 @@ def test_ready_names_a_rejected_environment_key_and_an_unreachable_blaxel(stack:
     assert sorted(response.json()["problems"]) == sorted(
         ["environment key rejected by the Anthropic API", f"Blaxel API unreachable at {dead}"]
     )
+
+
+def add_fault(stack: Stack, method: str, path_pattern: str, status: int, times: int) -> None:
+    """The emulator's test control: fail the next `times` matching requests with `status`."""
+    response = httpx.post(
+        stack.server.config.public_base_url + "/_emulator/faults",
+        json={"method": method, "path_pattern": path_pattern, "status": status, "times": times},
+        trust_env=False,
+    )
+    response.raise_for_status()
+
+
+def test_transient_blaxel_errors_are_retried(stack: Stack) -> None:
+    orchestrator = stack.orchestrator()
+    add_fault(stack, "POST", r"/blaxel/v0/sandboxes$", 503, times=2)
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo despite errors")
+    assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == [
+        "despite errors"
+    ]
+    assert len(stack.worker_starts(session_id)) == 1
+    assert any(e["msg"] == "transient Blaxel error, retrying" for e in orchestrator.log_entries())
+
+
+def test_work_is_not_claimed_while_its_sandbox_cannot_be_made_ready(stack: Stack) -> None:
+    orchestrator = stack.orchestrator(ORCH_RECOVERY_POLL_SECONDS="0.5", ORCH_START_RETRIES="1")
+    # Both attempts of the first warm-up fail (the first try and its one retry).
+    add_fault(stack, "POST", r"/blaxel/v0/sandboxes$", 500, times=2)
+    session_id = stack.create_session()
+    wait_for(
+        lambda: orchestrator.logged("worker sandbox not ready", session_id=session_id),
+        "the failed warm-up",
+    )
+    assert [
+        w.acknowledged_at for w in stack.server.emulator.anthropic.live_work_for(session_id)
+    ] == [None]
+    assert stack.worker_starts(session_id) == []
+    # The fault is spent: the recovery poll warms the sandbox, then claims and serves the work.
+    stack.say(session_id, "bash: echo later")
+    assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == ["later"]
+
+
+def test_claimed_work_that_cannot_be_started_is_stopped_with_the_reason_logged(
+    stack: Stack,
+) -> None:
+    orchestrator = stack.orchestrator(ORCH_START_RETRIES="1")
+    add_fault(stack, "POST", r"/process$", 500, times=2)
+    session_id = stack.create_session()
+    entry = wait_for(
+        lambda: [
+            e
+            for e in orchestrator.log_entries()
+            if e["msg"] == "claimed work cannot be served; stopping it"
+        ],
+        "the stop of the unservable work",
+    )[0]
+    assert entry["session_id"] == session_id
+    assert "start worker in" in entry["reason"]
+    items = stack.server.emulator.anthropic.work_items.values()
+    assert [i.state for i in items if i.session_id == session_id] == ["stopped"]
+    # Its sandbox, ready but without a worker, is deleted once idle like any other.
+    wait_for(lambda: deleted(stack, session_id), "the idle sandbox's deletion")

@@ -189,3 +189,49 @@ def test_the_organization_api_does_not_exist_without_its_beta_header(
             extra_headers={"anthropic-beta": "managed-agents-2026-04-01"}
         )
     assert caught.value.api_message == "Not found"
+
+
+def test_redelivery_can_name_an_earlier_event(
+    client: anthropic.Anthropic, emulator: AnthropicServer
+) -> None:
+    endpoint = _register(emulator, "orchestrator")
+    first, _second = _start_session(client), _start_session(client)
+    receiver = emulator.receivers["orchestrator"]
+    wait_until(lambda: len(receiver.requests) == 2)
+    (earlier,) = emulator.backend.deliveries_for(first)
+    response = emulator.console(
+        "POST", f"/webhooks/{endpoint['id']}/redeliver", json={"event_id": earlier.webhook_id}
+    )
+    assert response.json() == {
+        "endpoint_id": endpoint["id"],
+        "event_id": earlier.webhook_id,
+        "forced": True,
+    }
+    wait_until(lambda: len(receiver.requests) == 3)
+    headers, body = receiver.requests[2]
+    assert headers["webhook-id"] == earlier.webhook_id
+    assert (
+        client.beta.webhooks.unwrap(body, headers=headers, key=endpoint["secret"]).data.id == first
+    )
+    missing = emulator.console(
+        "POST", f"/webhooks/{endpoint['id']}/redeliver", json={"event_id": "wevt_nope"}
+    )
+    assert missing.status_code == 404
+    assert (
+        missing.json()["error"]["message"] == f"No delivery wevt_nope to endpoint {endpoint['id']}"
+    )
+
+
+def test_deleting_an_endpoint_ends_its_retries(
+    client: anthropic.Anthropic, emulator: AnthropicServer
+) -> None:
+    endpoint = _register(emulator, "down")
+    emulator.receivers["down"].statuses = [500] * 10
+    emulator.backend.webhook_retry_delays = (0.2, 0.2, 0.2, 0.2)
+    session_id = _start_session(client)
+    (delivery,) = emulator.backend.deliveries_for(session_id)
+    wait_until(lambda: delivery.attempts)
+    emulator.console("DELETE", f"/webhooks/{endpoint['id']}")
+    wait_until(lambda: delivery.given_up)
+    assert not delivery.delivered
+    assert len(delivery.attempts) < 5

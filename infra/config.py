@@ -75,6 +75,12 @@ class StackConfig(BaseModel):
     agent_system: str | None = Field(None, alias="cma:agentSystem")
     recovery_poll_seconds: int = Field(15, alias="cma:recoveryPollSeconds", ge=1, le=3600)
     max_concurrent_starts: int = Field(8, alias="cma:maxConcurrentStarts", ge=1, le=256)
+    # Take over existing resources by id on the next `up` (the orchestrator sandbox is always
+    # taken over by name).
+    import_environment_id: str | None = Field(
+        None, alias="cma:importEnvironmentId", pattern=r"^env_\w+$"
+    )
+    import_agent_id: str | None = Field(None, alias="cma:importAgentId", pattern=r"^agent_\w+$")
     # Blaxel (blaxel:)
     blaxel_base_url: str = Field("https://api.blaxel.ai/v0", alias="blaxel:baseUrl")
     blaxel_workspace: str = Field(alias="blaxel:workspace", min_length=1)

@@ -21,6 +21,10 @@ class AgentPlatformArgs:
     model: str = DEFAULT_MODEL
     system: str | None = None
     metadata: dict[str, str] = field(default_factory=lambda: {"managed-by": "cma-blaxel"})
+    # Existing resources to take over (by id) instead of creating: the dynamic provider host
+    # cannot serve `pulumi import`, so the providers' create adopts them (`adopt_id`).
+    import_environment_id: str | None = None
+    import_agent_id: str | None = None
 
 
 class AgentPlatform(pulumi.ComponentResource):
@@ -34,6 +38,7 @@ class AgentPlatform(pulumi.ComponentResource):
         self, name: str, args: AgentPlatformArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("cma:anthropic:AgentPlatform", name, None, opts)
+
         child = pulumi.ResourceOptions(parent=self)
         self.environment = SelfHostedEnvironment(
             f"{name}-environment",
@@ -42,6 +47,7 @@ class AgentPlatform(pulumi.ComponentResource):
                 "name": args.environment_name,
                 "description": "Self-hosted tools on Blaxel sandboxes (cma-blaxel)",
                 "metadata": dict(args.metadata),
+                "adopt_id": args.import_environment_id,
             },
             child,
         )
@@ -53,6 +59,7 @@ class AgentPlatform(pulumi.ComponentResource):
                 "model": args.model,
                 "system": args.system,
                 "metadata": dict(args.metadata),
+                "adopt_id": args.import_agent_id,
             },
             child,
         )

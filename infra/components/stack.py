@@ -77,7 +77,13 @@ class CmaBlaxelStack(pulumi.ComponentResource):
         self.platform = AgentPlatform(
             f"{name}-platform",
             AgentPlatformArgs(
-                anthropic, cfg.environment_name, cfg.agent_name, cfg.model, cfg.agent_system
+                anthropic,
+                cfg.environment_name,
+                cfg.agent_name,
+                cfg.model,
+                cfg.agent_system,
+                import_environment_id=cfg.import_environment_id,
+                import_agent_id=cfg.import_agent_id,
             ),
             child,
         )

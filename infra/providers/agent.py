@@ -34,6 +34,7 @@ class AgentProps(Props):
     description: str | None = None
     tools: list[dict[str, Any]] = DEFAULT_TOOLS
     metadata: dict[str, str] = {}
+    adopt_id: str | None = None  # an existing agent to take over instead of creating
 
 
 def agent_payload(props: dict[str, Any]) -> dict[str, Any]:
@@ -94,8 +95,12 @@ class AgentProvider(PortableProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         creds = anthropic_credentials(props)
         payload = agent_payload(props)
-        # Adopt one left by an earlier run that failed after creating it.
-        live = api.find_agent_by_name(creds, payload["name"])
+        adopt_id = AgentProps.model_validate(props).adopt_id
+        # Adopt the one asked for, or one left by an earlier run that failed after creating it.
+        if adopt_id:
+            live: dict[str, Any] | None = api.get_agent(creds, adopt_id)
+        else:
+            live = api.find_agent_by_name(creds, payload["name"])
         if live is None:
             live = api.create_agent(creds, payload)
         else:

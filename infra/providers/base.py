@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import types
 from collections.abc import Iterable, Mapping
@@ -16,6 +17,10 @@ from pulumi.runtime.rpc import UNKNOWN
 
 from infra.clients.anthropic import AnthropicCredentials
 from infra.clients.blaxel import BlaxelCredentials
+
+# In the provider host, grpc logs every provider exception with its traceback at ERROR; the
+# engine already shows the exception's message on the resource, which the traceback buries.
+logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
 
 # Inputs that carry credentials: every resource of a platform gets them, as secrets.
 ANTHROPIC_CREDENTIAL_FIELDS = ("anthropic_base_url", "anthropic_api_key")
@@ -37,7 +42,11 @@ def anthropic_credentials(props: Mapping[str, Any]) -> AnthropicCredentials:
         raise MissingCredentials(
             "no Anthropic API key: set cma:anthropicApiKey or ANTHROPIC_API_KEY"
         )
-    base_url = props.get("anthropic_base_url") or DEFAULT_ANTHROPIC_BASE_URL
+    base_url = (
+        props.get("anthropic_base_url")
+        or os.environ.get("ANTHROPIC_BASE_URL")
+        or DEFAULT_ANTHROPIC_BASE_URL
+    )
     return AnthropicCredentials(base_url=str(base_url), api_key=str(api_key))
 
 

@@ -29,6 +29,7 @@ class EnvironmentProps(Props):
     name: str
     description: str | None = None
     metadata: dict[str, str] = {}
+    adopt_id: str | None = None  # an existing environment to take over instead of creating
 
 
 def environment_payload(props: dict[str, Any]) -> dict[str, Any]:
@@ -72,8 +73,12 @@ class EnvironmentProvider(PortableProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         creds = anthropic_credentials(props)
         payload = environment_payload(props)
-        # Adopt one left by an earlier run that failed after creating it.
-        live = api.find_environment_by_name(creds, payload["name"])
+        adopt_id = EnvironmentProps.model_validate(props).adopt_id
+        # Adopt the one asked for, or one left by an earlier run that failed after creating it.
+        if adopt_id:
+            live: dict[str, Any] | None = api.get_environment(creds, adopt_id)
+        else:
+            live = api.find_environment_by_name(creds, payload["name"])
         if live is None:
             live = api.create_environment(creds, payload)
         elif environment_needs_update(live, payload):

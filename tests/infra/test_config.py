@@ -135,3 +135,12 @@ def test_contract_keys_are_all_known() -> None:
     }  # fmt: skip
     assert contract <= known_keys()
     assert len(StackConfig.model_fields) == len(known_keys())
+
+
+def test_import_ids_must_look_like_ids() -> None:
+    [problem] = problems_for({"cma:importEnvironmentId": "agent_1"})
+    assert problem.startswith("cma:importEnvironmentId:")
+    config = load_stack_config(
+        {"cma:importEnvironmentId": "env_01abc", "cma:importAgentId": "agent_01x"}, ENV
+    )
+    assert config.import_environment_id == "env_01abc"

@@ -297,3 +297,24 @@ def test_server_restarts_in_place_when_secrets_arrive(
 
     ServerProvider().delete(started.id, restarted.outs)
     assert ServerProvider().read(started.id, restarted.outs).id == ""
+
+
+def test_environment_create_takes_over_the_one_named_by_adopt_id(
+    anthropic_props: dict[str, Any],
+) -> None:
+    existing = EnvironmentProvider().create(
+        {**anthropic_props, "name": unique("env"), "metadata": {}}
+    )
+    wanted = {**anthropic_props, "name": unique("env"), "metadata": {}, "adopt_id": existing.id}
+    adopted = EnvironmentProvider().create(wanted)
+    assert adopted.id == existing.id
+    assert adopted.outs["name"] == wanted["name"]
+
+
+def test_agent_create_takes_over_the_one_named_by_adopt_id(anthropic_props: dict[str, Any]) -> None:
+    existing = AgentProvider().create({**anthropic_props, "name": unique("agent")})
+    adopted = AgentProvider().create(
+        {**anthropic_props, "name": unique("agent"), "adopt_id": existing.id}
+    )
+    assert adopted.id == existing.id
+    assert adopted.outs["version"] == existing.outs["version"] + 1

@@ -342,10 +342,33 @@ class Dispatcher:
                     extra={"session_id": session_id, "reason": str(exc)},
                 )
 
+    async def adopt_orphans(self) -> None:
+        """Track worker sandboxes this process did not start (left by a previous orchestrator
+        process, e.g. before a restart), so they are deleted once idle like any other."""
+        now = asyncio.get_running_loop().time()
+        for sandbox, session_id in await self.sandboxes.list_workers():
+            if session_id in self.workers or session_id in self._in_flight:
+                continue
+            process = await self.sandboxes.running_worker(sandbox)
+            if session_id in self.workers or session_id in self._in_flight:
+                continue  # a drain took it over while we looked
+            ended_at = None if process else now
+            self.workers[session_id] = WorkerRecord(sandbox, process or "", "", ended_at=ended_at)
+            log.info(
+                "adopted worker sandbox",
+                extra={"session_id": session_id, "sandbox": sandbox, "running": bool(process)},
+            )
+
     async def reap_forever(self) -> None:
+        """Adopt orphans at start and every `orphan_scan_seconds`; reap every interval."""
+        next_scan = 0.0
         while True:
-            await asyncio.sleep(self.settings.reap_interval_seconds)
+            loop_time = asyncio.get_running_loop().time()
             try:
+                if loop_time >= next_scan:
+                    next_scan = loop_time + self.settings.orphan_scan_seconds
+                    await self.adopt_orphans()
                 await self.reap_once()
             except Exception:
                 log.exception("reaper pass failed")
+            await asyncio.sleep(self.settings.reap_interval_seconds)

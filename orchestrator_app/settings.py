@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     retry_base_seconds: Annotated[float, Field(ge=0)] = 0.5
     sandbox_ready_timeout_seconds: Annotated[float, Field(gt=0)] = 180.0
     reap_interval_seconds: Annotated[float, Field(gt=0)] = 5.0
+    orphan_scan_seconds: Annotated[float, Field(gt=0)] = 60.0
 
     host: str = "0.0.0.0"  # the preview proxies to it; tests bind 127.0.0.1
     port: Annotated[int, Field(ge=0, le=65535)] = Field(default_factory=_default_port)

@@ -363,6 +363,38 @@ class WorkerSandboxes:
 
         await self._retry(once, f"delete sandbox {sandbox_name}")
 
+    async def list_workers(self) -> list[tuple[str, str]]:
+        """(sandbox name, session id) of every worker sandbox of this environment."""
+
+        async def once() -> list[tuple[str, str]]:
+            found = []
+            page = await SandboxInstance.list(limit=100)
+            async for instance in page.auto_paging_iter():
+                labels: Any = getattr(instance.metadata, "labels", None)
+                values = labels.to_dict() if hasattr(labels, "to_dict") else {}
+                if (
+                    values.get(ROLE_LABEL) == "worker"
+                    and values.get(ENVIRONMENT_LABEL) == self.settings.environment_id
+                    and values.get(SESSION_LABEL)
+                ):
+                    found.append((str(instance.metadata.name), str(values[SESSION_LABEL])))
+            return found
+
+        return await self._retry(once, "list worker sandboxes")
+
+    async def running_worker(self, sandbox_name: str) -> str | None:
+        """The name of a worker process still running in the sandbox, if any."""
+
+        async def once() -> str | None:
+            async with _sandbox(sandbox_name) as instance:
+                processes = await instance.process.list()
+            running = [
+                p.name for p in processes if p.name.startswith("worker-") and p.status == "running"
+            ]
+            return running[0] if running else None
+
+        return await self._retry(once, f"list processes of {sandbox_name}")
+
     async def probe(self) -> None:
         """One cheap authenticated control-plane call, for `/ready`."""
         try:

@@ -28,7 +28,7 @@ WORKER_IMAGE_NAME = "cma-worker"
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], what: str, timeout: float = 60.0) -> T:
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
     """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:

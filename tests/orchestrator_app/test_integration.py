@@ -286,3 +286,19 @@ def test_claimed_work_that_cannot_be_started_is_stopped_with_the_reason_logged(
     assert [i.state for i in items if i.session_id == session_id] == ["stopped"]
     # Its sandbox, ready but without a worker, is deleted once idle like any other.
     wait_for(lambda: deleted(stack, session_id), "the idle sandbox's deletion")
+
+
+def test_worker_sandboxes_left_by_a_previous_orchestrator_are_deleted_once_idle(
+    stack: Stack,
+) -> None:
+    first = stack.orchestrator(ORCH_WORKER_IDLE_DELETE_SECONDS="3600")
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo before the restart")
+    wait_for(lambda: tool_results(stack, session_id), "the tool result")
+    wait_for(lambda: first.logged("worker ended", session_id=session_id), "the worker's end")
+    first.stop()
+    assert not deleted(stack, session_id)
+
+    second = stack.orchestrator()
+    wait_for(lambda: deleted(stack, session_id), "the orphaned sandbox's deletion")
+    assert second.logged("adopted worker sandbox", session_id=session_id, running=False)

@@ -21,7 +21,7 @@ def sandbox_path(root: Path, path: str) -> Path:
 
 
 def display_path(path: str) -> str:
-    return posixpath.normpath("/" + str(path or "/"))
+    return posixpath.normpath("/" + str(path or "").lstrip("/"))
 
 
 def _owner(st_uid: int, st_gid: int) -> tuple[str, str]:

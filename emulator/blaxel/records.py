@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,7 +94,7 @@ class Sandbox:
         if self.alive:
             body["state"] = "RUNNING"
         if expires_in is not None:
-            body["expiresIn"] = max(0, int(expires_in))
+            body["expiresIn"] = max(0, math.ceil(expires_in))
         return body
 
 

@@ -109,13 +109,13 @@ def sandbox_api_routes(backend: BlaxelBackend) -> list[BaseRoute]:
         sandbox = backend.sandbox_for_api(request.path_params["name"])
         path = request.path_params["path"]
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            form = await request.form()
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise BadRequest("multipart upload needs a 'file' part")
-            permissions = form.get("permissions")
-            content = await upload.read()
-            files.write_file(sandbox.root, path, content, str(permissions or "") or None)
+            async with request.form() as form:
+                upload = form.get("file")
+                if upload is None or isinstance(upload, str):
+                    raise BadRequest("multipart upload needs a 'file' part")
+                permissions = str(form.get("permissions") or "") or None
+                content = await upload.read()
+            files.write_file(sandbox.root, path, content, permissions)
             return JSONResponse({"message": "File created successfully", "path": path})
         body = json.loads(await request.body() or b"{}")
         if body.get("isDirectory"):

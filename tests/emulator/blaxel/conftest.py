@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +29,6 @@ os.environ["BL_REGION"] = "us-pdx-1"  # else the SDK warns (FutureWarning) on ev
 from blaxel.core.authentication import auth  # noqa: E402
 from blaxel.core.client.client import client  # noqa: E402
 from blaxel.core.common.settings import settings  # noqa: E402
-from blaxel.core.sandbox.default.action import SandboxAction  # noqa: E402
 
 
 class BlaxelServer:
@@ -38,6 +38,9 @@ class BlaxelServer:
         import socket
 
         self._sock = socket.socket()
+        # Accepted sockets inherit it: without it, h11's separate header and body writes meet
+        # Nagle and delayed ACKs, and every keep-alive request takes 40 ms.
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(128)
         port = self._sock.getsockname()[1]
@@ -119,25 +122,25 @@ async def backend(
 ) -> AsyncIterator[BlaxelBackend]:
     """The emulator's Blaxel state, empty at the start of each test; its processes die after.
 
-    The SDK never closes the HTTP client each SandboxInstance opens: the test closes them, so
-    that an unclosed socket (a warning, hence an error here) points at the emulator instead.
+    The SDK leaves HTTP clients open (one per SandboxInstance, one more per `process.get`): the
+    test closes every client opened during it, so that an unclosed-socket warning (an error
+    here) would point at the emulator, not at the SDK.
     """
     opened: list[httpx.AsyncClient] = []
-    get_client = SandboxAction.get_client
+    init = httpx.AsyncClient.__init__
 
-    def tracked_get_client(self: SandboxAction) -> httpx.AsyncClient:
-        fresh = self._client is None
-        http = get_client(self)
-        if fresh:
-            opened.append(http)
-        return http
+    def tracked_init(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
 
-    monkeypatch.setattr(SandboxAction, "get_client", tracked_get_client)
+    monkeypatch.setattr(httpx.AsyncClient, "__init__", tracked_init)
     blaxel_server.backend.reset()
     point_sdk_at(blaxel_server.config.blaxel_base_url)
     yield blaxel_server.backend
+    monkeypatch.undo()
     for http in opened:
-        await http.aclose()
+        if http is not client._async_client:  # the SDK's global client lives for the session
+            await http.aclose()
     pids = blaxel_server.backend.running_pids()
     blaxel_server.backend.reset()
     assert not [pid for pid in pids if _alive(pid)], "reset left sandbox processes alive"

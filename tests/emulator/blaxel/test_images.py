@@ -1,0 +1,107 @@
+"""Image push: `ImageInstance.build()` uploads a build context; sandboxes from it hold its files."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+from blaxel.core import ImageInstance, SandboxInstance
+from blaxel.core.client.client import client
+
+from emulator.blaxel import BlaxelBackend
+
+
+@pytest.mark.anyio
+async def test_built_image_is_pushed_and_a_sandbox_from_it_sees_its_files(
+    backend: BlaxelBackend, tmp_path: Path
+) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "hello.txt").write_text("hi from the image")
+    (tmp_path / "pkg" / "mod.py").write_text("VALUE = 42\n")
+    image = (
+        ImageInstance.from_registry("python:3.11-slim")
+        .workdir("/app")
+        .run_commands("pip install something-we-skip")
+        .add_local_dir(str(tmp_path / "pkg"), "/app/pkg")
+        .env(GREETING="hello")
+    )
+    statuses: list[str] = []
+
+    built = await image.build(name="img-test", on_status_change=statuses.append)
+    ref = built.spec.runtime.image
+    sandbox = await SandboxInstance.create({"name": "from-img", "image": ref})
+    result = await sandbox.process.exec(
+        {
+            "command": 'cat pkg/hello.txt; echo " $GREETING"; python -c "import pkg.mod as m; print(m.VALUE)"',
+            "wait_for_completion": True,
+        }
+    )
+
+    assert built.status == "DEPLOYED"
+    assert statuses[-1] == "DEPLOYED" and len(statuses) >= 2
+    assert ref.startswith("test-ws/sandbox/img-test:")
+    assert backend.image_pushes[0].sandbox == "img-test"
+    assert backend.image_pushes[0].bytes > 0
+    assert result.stdout == "hi from the image hello\n42\n"
+    assert result.working_dir == "/app"
+
+
+@pytest.mark.anyio
+async def test_latest_tag_and_short_spellings_resolve_to_the_last_push(
+    backend: BlaxelBackend,
+) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("Dockerfile", "FROM python:3.11-slim\n")
+    pushed = backend.images.push("img-short", archive.getvalue())
+
+    for ref in ("img-short", "img-short:latest", "sandbox/img-short", "test-ws/sandbox/img-short"):
+        assert backend.images.resolve(ref) is pushed, ref
+    assert backend.images.resolve(pushed.ref) is pushed
+    assert backend.images.resolve("img-short:other-tag") is None
+
+
+@pytest.mark.anyio
+async def test_unknown_image_gives_an_empty_sandbox_folder(backend: BlaxelBackend) -> None:
+    sandbox = await SandboxInstance.create({"name": "empty", "image": "blaxel/base-image:latest"})
+
+    listing = await sandbox.fs.ls("/")
+
+    assert listing.files == []
+    assert listing.subdirectories == []
+
+
+@pytest.mark.anyio
+async def test_a_bad_archive_fails_the_build(backend: BlaxelBackend) -> None:
+    control = client.get_async_httpx_client()
+    body = {"metadata": {"name": "bad-img"}, "spec": {"runtime": {"memory": 4096}}}
+
+    put = await control.put("/sandboxes/bad-img", json=body, params={"upload": "true"})
+    created = await control.post("/sandboxes", json=body, params={"upload": "true"})
+    async with httpx.AsyncClient() as http:
+        uploaded = await http.put(created.headers["x-blaxel-upload-url"], content=b"not a zip")
+    status = (await SandboxInstance.get("bad-img")).status
+
+    assert put.status_code == 404
+    assert created.json()["status"] == "UPLOADING"
+    assert uploaded.status_code == 200
+    assert status == "FAILED"
+
+
+@pytest.mark.anyio
+async def test_upload_url_with_a_wrong_token_is_refused(backend: BlaxelBackend) -> None:
+    control = client.get_async_httpx_client()
+    body = {"metadata": {"name": "tok-img"}, "spec": {}}
+    created = await control.post("/sandboxes", json=body, params={"upload": "true"})
+    url = httpx.URL(created.headers["x-blaxel-upload-url"]).copy_set_param("token", "forged")
+
+    async with httpx.AsyncClient() as http:
+        response = await http.put(url, content=b"PK")
+    await asyncio.sleep(0)
+
+    assert response.status_code == 403
+    assert backend.image_pushes == []

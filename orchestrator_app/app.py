@@ -48,7 +48,7 @@ def build_services(settings: Settings) -> Services:
     configure_blaxel(settings)
     key = settings.environment_key.get_secret_value() if settings.environment_key else ""
     # An explicit (possibly empty) bearer: the SDK then never falls back to ANTHROPIC_API_KEY.
-    client = AsyncAnthropic(base_url=settings.anthropic_url, auth_token=key)
+    client = AsyncAnthropic(base_url=settings.anthropic_url, auth_token=key, timeout=30.0)
     sandboxes = WorkerSandboxes(settings)
     dispatcher = Dispatcher(settings, WorkQueue(client, settings.environment_id or ""), sandboxes)
     blocking = [p for p in settings.missing() if "signing secret" not in p]

@@ -68,13 +68,17 @@ async def serve(environ: dict[str, str] | os._Environ[str]) -> None:
     """Serve the item with EnvironmentWorker.handle_item, authenticated by the work secret."""
     from anthropic import AsyncAnthropic
     from anthropic.lib.environments import EnvironmentWorker
+    from anthropic.lib.tools.agent_toolset import beta_agent_toolset_20260401
 
     workdir = workspace_dir(Path.cwd())
     workdir.mkdir(parents=True, exist_ok=True)
     # No credential on the client itself: every call rides the item's sessions token.
     client = AsyncAnthropic(base_url=environ["ANTHROPIC_BASE_URL"], auth_token="")
     try:
-        worker = EnvironmentWorker(client, workdir=workdir, max_idle=max_idle(environ))
+        # The agent toolset (bash, read, write, edit, glob, grep), bound per session to `workdir`.
+        worker = EnvironmentWorker(
+            client, tools=beta_agent_toolset_20260401, workdir=workdir, max_idle=max_idle(environ)
+        )
         await worker.handle_item(
             work_id=environ["ANTHROPIC_WORK_ID"],
             environment_id=environ["ANTHROPIC_ENVIRONMENT_ID"],

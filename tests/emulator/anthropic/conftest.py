@@ -132,26 +132,27 @@ def emulator(anthropic_server: AnthropicServer, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
-def client(emulator: AnthropicServer) -> Iterator[anthropic.Anthropic]:
+def client(emulator: AnthropicServer) -> anthropic.Anthropic:
     """The operator's client: the API key, no retries (so every error surfaces as is)."""
-    with anthropic.Anthropic(
-        api_key=emulator.config.anthropic_api_key, base_url=emulator.base_url, max_retries=0
-    ) as sdk:
-        yield sdk
+    return anthropic.Anthropic(
+        api_key=emulator.config.anthropic_api_key,
+        base_url=emulator.base_url,
+        max_retries=0,
+        http_client=emulator.sdk_http,
+    )
 
 
 @pytest.fixture
-def bearer_client(emulator: AnthropicServer) -> Iterator[Callable[[str], anthropic.Anthropic]]:
+def bearer_client(emulator: AnthropicServer) -> Callable[[str], anthropic.Anthropic]:
     """A client that sends `token` as `Authorization: Bearer` (environment keys, sessions tokens)."""
-    made: list[anthropic.Anthropic] = []
 
     def make(token: str) -> anthropic.Anthropic:
-        sdk = anthropic.Anthropic(
-            auth_token=token, api_key=None, base_url=emulator.base_url, max_retries=0
+        return anthropic.Anthropic(
+            auth_token=token,
+            api_key=None,
+            base_url=emulator.base_url,
+            max_retries=0,
+            http_client=emulator.sdk_http,
         )
-        made.append(sdk)
-        return sdk
 
-    yield make
-    for sdk in made:
-        sdk.close()
+    return make

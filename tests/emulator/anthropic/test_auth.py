@@ -30,11 +30,8 @@ def test_the_api_key_works_in_the_x_api_key_header(
 
 
 def test_a_wrong_x_api_key_is_401_in_anthropics_error_shape(emulator: AnthropicServer) -> None:
-    with (
-        x_api_key_client(emulator, "sk-ant-wrong") as wrong,
-        pytest.raises(anthropic.AuthenticationError) as caught,
-    ):
-        wrong.beta.environments.list()
+    with pytest.raises(anthropic.AuthenticationError) as caught:
+        x_api_key_client(emulator, "sk-ant-wrong").beta.environments.list()
     assert caught.value.status_code == 401
     assert caught.value.body == {
         "type": "error",

@@ -113,6 +113,8 @@ def test_stopping_twice_is_a_conflict(queue) -> None:
         work.stop(item.id, environment_id=environment_id, force=True)
     assert caught.value.status_code == 409
     assert caught.value.api_message == f"Work item {item.id} is already stopped"
+    # The SDK retries a bare 409; the platform's answer tells it not to.
+    assert caught.value.response.headers["x-should-retry"] == "false"
 
 
 def test_a_graceful_stop_reaches_the_worker_through_its_heartbeat(queue) -> None:

@@ -93,3 +93,12 @@ def action_error(error: BlaxelError, workspace: str, sandbox_name: str | None) -
 def sandbox_api_error(error: BlaxelError) -> JSONResponse:
     """The sandbox API's `ErrorResponse` body: only the message."""
     return JSONResponse({"error": error.message}, status_code=error.status)
+
+
+def fault_body(status: int, message: str = "injected fault") -> dict[str, Any]:
+    """An injected failure every Blaxel SDK parser accepts (`Error`, `SandboxError`, `ErrorResponse`).
+
+    For the fault injector in front of `/blaxel/...`: the Anthropic error shape would make the
+    SDK's `SandboxError.from_dict` (which needs `code` and `message`) raise a KeyError.
+    """
+    return {"error": message, "code": status, "message": message, "status_code": status}

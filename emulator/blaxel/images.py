@@ -19,11 +19,13 @@ import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
-from emulator.blaxel.exceptions import BadRequest
+from emulator.blaxel.exceptions import BadRequest, NotFound
 from emulator.blaxel.files import sandbox_path
 
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
@@ -109,15 +111,64 @@ class ImageStore:
                 return self._latest.get(name)
             return self._images.get((name, tag))
 
-    def list(self) -> list[Image]:
+    def pushed(self) -> list[Image]:
         with self._lock:
             return list(self._images.values())
+
+    def tags(self, name: str) -> list[Image]:
+        """Every pushed tag of an image, oldest first; NotFound when there is none."""
+        with self._lock:
+            found = [image for (n, _), image in self._images.items() if n == name]
+        if not found:
+            raise NotFound(f"Image 'sandbox/{name}' not found", code="IMAGE_NOT_FOUND")
+        return sorted(found, key=lambda image: image.created_at)
+
+    def delete(self, name: str) -> list[Image]:
+        """Forget every tag of an image (sandboxes already laid out keep their files)."""
+        tags = self.tags(name)
+        with self._lock:
+            for image in tags:
+                self._images.pop((name, image.tag), None)
+            self._latest.pop(name, None)
+        shutil.rmtree(self.root / name, ignore_errors=True)
+        return tags
 
     def reset(self) -> None:
         with self._lock:
             self._images.clear()
             self._latest.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def image_view(tags: list[Image], workspace: str, with_tags: bool) -> dict[str, Any]:
+    """The control plane's `ImageSummary` (or `Image` with its tags) for one image's tags."""
+    latest = tags[-1]
+    metadata = {
+        "name": latest.name,
+        "displayName": f"{workspace}/sandbox/{latest.name}",
+        "resourceType": "sandbox",
+        "workspace": workspace,
+        "createdAt": _iso(tags[0].created_at),
+        "updatedAt": _iso(latest.created_at),
+        "lastDeployedAt": _iso(latest.created_at),
+    }
+    spec: dict[str, Any] = {"size": sum(t.size for t in tags)}
+    if with_tags:
+        spec["tags"] = [tag_view(t) for t in tags]
+    else:
+        spec["tagCount"] = len(tags)
+    return {"metadata": metadata, "spec": spec}
+
+
+def tag_view(image: Image) -> dict[str, Any]:
+    created = _iso(image.created_at)
+    return {"name": image.tag, "size": image.size, "createdAt": created, "updatedAt": created}
+
+
+def _iso(timestamp: float) -> str:
+    return (
+        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
 
 
 def lay_out(image: Image, root: Path) -> Layout:

@@ -16,7 +16,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from emulator.blaxel.auth import authenticate
-from emulator.blaxel.exceptions import BadRequest, BlaxelError, action_error, api_error
+from emulator.blaxel.exceptions import (
+    BadRequest,
+    BlaxelError,
+    NotFound,
+    action_error,
+    api_error,
+)
+from emulator.blaxel.images import image_view, tag_view
 from emulator.blaxel.models import BlaxelBackend
 from emulator.blaxel.sandbox_routes import preview_routes, sandbox_api_routes
 
@@ -132,7 +139,31 @@ def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
         volume = backend.delete_volume(request.path_params["name"])
         return JSONResponse(volume.to_dict(backend.workspace, status="DELETING"))
 
+    def image_tags(request: Request) -> list[Any]:
+        if request.path_params["kind"] != "sandbox":  # only sandbox images are pushed here
+            raise NotFound(
+                f"Image '{request.path_params['kind']}/{request.path_params['name']}' not found"
+            )
+        return backend.images.tags(request.path_params["name"])
+
+    async def list_images(request: Request) -> Response:
+        names = sorted({image.name for image in backend.images.pushed()})
+        views = [image_view(backend.images.tags(n), backend.workspace, False) for n in names]
+        return JSONResponse(_page(views))
+
+    async def get_image(request: Request) -> Response:
+        return JSONResponse(image_view(image_tags(request), backend.workspace, False))
+
+    async def list_image_tags(request: Request) -> Response:
+        return JSONResponse(_page([tag_view(t) for t in image_tags(request)]))
+
+    async def delete_image(request: Request) -> Response:
+        image_tags(request)
+        tags = backend.images.delete(request.path_params["name"])
+        return JSONResponse(image_view(tags, backend.workspace, True))
+
     sandbox, preview = "/v0/sandboxes/{name}", "/v0/sandboxes/{name}/previews/{preview}"
+    image = "/v0/images/{kind}/{name}"
     return [
         Route("/v0/sandboxes", create_sandbox, methods=["POST"]),
         Route("/v0/sandboxes", guarded(list_sandboxes), methods=["GET"]),
@@ -148,6 +179,10 @@ def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
         Route("/v0/volumes", guarded(list_volumes), methods=["GET"]),
         Route("/v0/volumes/{name}", guarded(get_volume), methods=["GET"]),
         Route("/v0/volumes/{name}", guarded(delete_volume), methods=["DELETE"]),
+        Route("/v0/images", guarded(list_images), methods=["GET"]),
+        Route(image, guarded(get_image), methods=["GET"]),
+        Route(image, guarded(delete_image), methods=["DELETE"]),
+        Route(image + "/tags", guarded(list_image_tags), methods=["GET"]),
     ]
 
 

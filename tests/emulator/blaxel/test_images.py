@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from blaxel.core import ImageInstance, SandboxInstance
+from blaxel.core.client.api.images import delete_image, get_image
 from blaxel.core.client.client import client
 
 from emulator.blaxel import BlaxelBackend
@@ -32,7 +33,7 @@ async def test_built_image_is_pushed_and_a_sandbox_from_it_sees_its_files(
     statuses: list[str] = []
 
     built = await image.build(name="img-test", on_status_change=statuses.append)
-    ref = built.spec.runtime.image
+    ref = str(built.spec.to_dict()["runtime"]["image"])
     sandbox = await SandboxInstance.create({"name": "from-img", "image": ref})
     result = await sandbox.process.exec(
         {
@@ -105,3 +106,29 @@ async def test_upload_url_with_a_wrong_token_is_refused(backend: BlaxelBackend) 
 
     assert response.status_code == 403
     assert backend.image_pushes == []
+
+
+def _context(text: str) -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("Dockerfile", f"FROM python:3.11-slim\nENV V={text}\n")
+    return archive.getvalue()
+
+
+@pytest.mark.anyio
+async def test_images_api_lists_gets_and_deletes_pushed_images(backend: BlaxelBackend) -> None:
+    first = backend.images.push("tool", _context("1"))
+    second = backend.images.push("tool", _context("2"))
+
+    listed = await ImageInstance.list_async()
+    tags = await ImageInstance.list_tags_async("sandbox", "tool")
+    summary = await get_image.asyncio("sandbox", "tool", client=client)
+    deleted = await delete_image.asyncio_detailed("sandbox", "tool", client=client)
+    gone = await delete_image.asyncio_detailed("sandbox", "tool", client=client)
+
+    assert [i.metadata.name for i in listed.data] == ["tool"]
+    assert [t.name for t in tags.data] == [first.tag, second.tag]
+    assert summary is not None and summary.spec.tag_count == 2
+    assert deleted.status_code == 200
+    assert gone.status_code == 404
+    assert backend.images.resolve("tool") is None

@@ -22,7 +22,8 @@ async def test_volume_files_outlive_the_sandbox(backend: BlaxelBackend) -> None:
     second = await SandboxInstance.create({"name": "vol-b", "volumes": mount})
 
     assert await second.fs.read("/data/kept.txt") == "kept"
-    assert (await VolumeInstance.get("session-vol")).volume.state.attached_to == "sandbox:vol-b"
+    volume = (await VolumeInstance.get("session-vol")).volume
+    assert volume.to_dict()["state"] == {"attachedTo": "sandbox:vol-b"}
 
 
 async def test_volume_crud_and_errors(backend: BlaxelBackend) -> None:
@@ -50,7 +51,7 @@ async def test_attached_volume_cannot_be_deleted(backend: BlaxelBackend) -> None
     with pytest.raises((VolumeAPIError, UnexpectedStatus)) as caught:
         await VolumeInstance.delete("busy-vol")
 
-    assert caught.value.status_code == 400
+    assert caught.value.status == 400
 
 
 async def test_sandbox_with_an_unknown_volume_is_refused(backend: BlaxelBackend) -> None:

@@ -145,6 +145,7 @@ class Orchestrator(pulumi.ComponentResource):
             {
                 **args.blaxel.props(),
                 "sandbox_name": self.sandbox.sandbox_name,
+                "sandbox_spec_digest": self.sandbox.spec_digest,
                 "url": self.sandbox.url,
                 "settings": settings,
                 "secrets": secrets,

@@ -7,6 +7,8 @@ TTL for the same reason. Deleting it takes the public preview down first.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 
@@ -113,7 +115,14 @@ def sandbox_outputs(props: dict[str, Any], live: dict[str, Any], url: str) -> di
         **pick(SandboxProps.model_validate(props).model_dump(), FIELDS),
         "url": url,
         "sandbox_url": (live.get("metadata") or {}).get("url"),
+        "spec_digest": spec_digest(props),
     }
+
+
+def spec_digest(props: dict[str, Any]) -> str:
+    """A digest of the sandbox spec: the server restarts whenever the sandbox was updated (pure)."""
+    body = json.dumps(sandbox_payload(props), sort_keys=True).encode()
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def validate_sandbox_name(name: str) -> str | None:
@@ -219,6 +228,7 @@ class OrchestratorSandbox(Resource):
     url: pulumi.Output[str]
     sandbox_url: pulumi.Output[str]
     sandbox_name: pulumi.Output[str]
+    spec_digest: pulumi.Output[str]
 
     def __init__(
         self,
@@ -229,6 +239,6 @@ class OrchestratorSandbox(Resource):
         super().__init__(
             SandboxProvider(),
             resource_name,
-            {**props, "url": None, "sandbox_url": None},
+            {**props, "url": None, "sandbox_url": None, "spec_digest": None},
             with_secret_outputs(opts, "blaxel_api_key"),
         )

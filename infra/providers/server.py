@@ -26,7 +26,16 @@ from infra.providers.base import (
     with_secret_outputs,
 )
 
-FIELDS = ("sandbox_name", "url", "settings", "secrets", "image_digest", "command", "working_dir")
+FIELDS = (
+    "sandbox_name",
+    "sandbox_spec_digest",
+    "url",
+    "settings",
+    "secrets",
+    "image_digest",
+    "command",
+    "working_dir",
+)
 # Without these the server runs but is not ready (DESIGN §2): /ready is awaited only with both.
 READY_SECRETS = ("ORCH_ENVIRONMENT_KEY", "ORCH_WEBHOOK_SIGNING_SECRET")
 PROCESS_PREFIX = "orchestrator-r"
@@ -40,6 +49,8 @@ class ServerProps(Props):
     settings: dict[str, str]
     secrets: dict[str, str | None] = {}
     image_digest: str = ""
+    # Changes whenever the sandbox is updated, which may have stopped its processes.
+    sandbox_spec_digest: str = ""
     command: str = "python -m orchestrator_app"
     working_dir: str = "/app"
     health_timeout_s: float = 120.0

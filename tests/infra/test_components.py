@@ -29,6 +29,7 @@ class Registration:
     dependencies: list[str]
     secret_outputs: list[str]
     secret_inputs: set[str]
+    property_dependencies: set[str]
 
 
 class StackMocks(pulumi.runtime.Mocks):
@@ -44,7 +45,11 @@ class StackMocks(pulumi.runtime.Mocks):
         elif name.endswith(("-worker", "-orchestrator")) and "image_name" in outs:
             outs["image"] = f"{outs['image_name']}:latest"
         elif name.endswith("-sandbox"):
-            outs.update(url="https://orch.preview.test", sandbox_url="https://orch.run.test")
+            outs.update(
+                url="https://orch.preview.test",
+                sandbox_url="https://orch.run.test",
+                spec_digest="sha256:s",
+            )
         elif name.endswith("-webhook"):
             outs.update(endpoint_id="", signing_secret=outs.get("signing_secret") or "whsec_api")
         elif name.endswith("-server"):
@@ -74,6 +79,7 @@ def registrations(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Registr
             dependencies=list(request.dependencies),
             secret_outputs=list(request.additionalSecretOutputs),
             secret_inputs=_secret_fields(request.object),
+            property_dependencies={k for k, v in request.propertyDependencies.items() if v.urns},
         )
         return original(self, request)
 
@@ -118,6 +124,7 @@ def test_server_depends_on_the_webhook_and_the_sandbox(
     deps = registrations["cma-orchestrator-server"].dependencies
     assert any(d.endswith("::cma-orchestrator-webhook") for d in deps)
     assert any(d.endswith("::cma-orchestrator-sandbox") for d in deps)
+    assert "sandbox_spec_digest" in registrations["cma-orchestrator-server"].property_dependencies
 
 
 def test_webhook_depends_on_the_sandbox_url(registrations: dict[str, Registration]) -> None:

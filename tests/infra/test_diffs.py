@@ -168,3 +168,16 @@ def test_check_skips_unknown_output_objects_nested_in_dicts() -> None:
     olds: dict[str, Any] = {}
     news = {**CREDS, "sandbox_name": "orch", "url": Unknown(), "settings": {"A": Unknown()}}
     assert ServerProvider().check(olds, news).failures == []
+
+
+def test_server_restarts_when_the_sandbox_spec_changes() -> None:
+    olds = {
+        **CREDS,
+        "sandbox_name": "orch",
+        "url": "https://u",
+        "settings": {},
+        "secrets": {},
+        "sandbox_spec_digest": "sha256:a",
+    }
+    result = ServerProvider().diff("orch", olds, {**olds, "sandbox_spec_digest": "sha256:b"})
+    assert result.changes is True and result.replaces == []

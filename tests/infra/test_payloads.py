@@ -178,3 +178,10 @@ def test_next_steps_name_the_environment_and_the_url() -> None:
 
 def test_next_steps_is_empty_with_all_secrets_set() -> None:
     assert next_steps([], "env_9", "https://u/webhook", "console") == []
+
+
+def test_spec_digest_follows_the_sandbox_payload() -> None:
+    from infra.providers.sandbox import spec_digest
+
+    assert spec_digest(SANDBOX) == spec_digest(dict(SANDBOX))
+    assert spec_digest(SANDBOX) != spec_digest({**SANDBOX, "memory_mb": 1024})

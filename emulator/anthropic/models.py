@@ -27,6 +27,7 @@ class AnthropicBackend(EnvironmentOps, AgentOps, SessionOps):
 
     def __init__(self, config: EmulatorConfig) -> None:
         self._delivery_tasks = set()
+        self.streams_closed = False
         super().__init__(config)
 
     def _init_records(self) -> None:
@@ -36,10 +37,17 @@ class AnthropicBackend(EnvironmentOps, AgentOps, SessionOps):
     async def start(self) -> None:
         """Bind to the running loop: long polls, streams and webhook deliveries live on it."""
         self._loop = asyncio.get_running_loop()
+        self.streams_closed = False
         self._http = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(10.0))
         unsent, self._unsent = self._unsent, []
         for delivery in unsent:
             self._spawn_delivery(delivery)
+
+    def close_streams(self) -> None:
+        """End every open event stream (call before stopping the server: uvicorn waits for
+        open responses, and an SSE stream only ends when its session does)."""
+        self.streams_closed = True
+        self.notify()
 
     async def stop(self) -> None:
         tasks = list(self._delivery_tasks)
@@ -62,7 +70,14 @@ class AnthropicBackend(EnvironmentOps, AgentOps, SessionOps):
                     self._loop.call_soon_threadsafe(task.cancel)
             self._init_records()
             self.clock.reset()
+            self.streams_closed = False
         self.notify()
+
+    @property
+    def state(self) -> AnthropicBackend:
+        """The records (`environments`, `agents`, `sessions`, `work_items`, ...), which the
+        backend holds itself; `backend.state.environments` reads like `backend.environments`."""
+        return self
 
     def live_resources(self) -> dict[str, list[str]]:
         """Ids of everything that still exists (leak checks)."""

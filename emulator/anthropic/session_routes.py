@@ -41,7 +41,7 @@ async def stream_events(
             for event in events:
                 yield sse(event)
             index += len(events)
-            if gone or any(e["type"] in _ENDS_STREAM for e in events):
+            if gone or backend.streams_closed or any(e["type"] in _ENDS_STREAM for e in events):
                 return
             try:
                 await asyncio.wait_for(changed.wait(), STREAM_PING_SECONDS)

@@ -237,3 +237,12 @@ def test_every_event_of_a_turn_validates_strictly(
         "BetaManagedAgentsAgentMessageEvent",
         "BetaManagedAgentsSessionStatusIdleEvent",
     ]
+
+
+def test_closing_the_streams_ends_an_open_one(
+    client: anthropic.Anthropic, emulator: AnthropicServer, env_and_agent: tuple[str, str]
+) -> None:
+    created = session(client, *env_and_agent)
+    with client.beta.sessions.events.stream(created.id) as stream:
+        emulator.backend.close_streams()
+        assert list(stream) == []

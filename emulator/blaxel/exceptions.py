@@ -5,7 +5,8 @@ BlaxelError                      one failure: HTTP status, a stable code, a mess
  ├── Unauthorized                401  (AUTHENTICATION_REQUIRED)
  ├── Forbidden                   403  (UNAUTHORIZED, UNAUTHORIZED_WORKSPACE)
  ├── NotFound                    404
- └── Conflict                    409
+ ├── Conflict                    409
+ └── Unavailable                 503  (WORKLOAD_UNAVAILABLE: a sandbox not deployed yet)
 
 The same failure renders differently per surface (the SDK has one model per surface):
 - control plane, most endpoints: `Error` = `{"error": <code>, "code": <status>, "message"}`;
@@ -58,6 +59,11 @@ class NotFound(BlaxelError):
 class Conflict(BlaxelError):
     status = 409
     code = "CONFLICT"
+
+
+class Unavailable(BlaxelError):
+    status = 503
+    code = "WORKLOAD_UNAVAILABLE"
 
 
 def api_error_body(error: BlaxelError) -> dict[str, Any]:

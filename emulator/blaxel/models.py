@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from emulator.blaxel import files, specs
-from emulator.blaxel.exceptions import BadRequest, Conflict, Forbidden, NotFound
+from emulator.blaxel.exceptions import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from emulator.blaxel.images import Image, ImageStore, Layout, lay_out
 from emulator.blaxel.processes import SandboxProcess
 from emulator.blaxel.records import (
@@ -47,7 +47,7 @@ PASSTHROUGH_ENV = (
 )  # fmt: skip
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -233,7 +233,7 @@ class BlaxelBackend:
 
     def _allocate_ports(self, sandbox: Sandbox) -> None:
         for port in specs.runtime_ports(sandbox.spec):
-            sandbox.ports.setdefault(port, _free_port())
+            sandbox.ports.setdefault(port, free_port())
 
     def _check_volumes(self, spec: dict[str, Any]) -> None:
         for attachment in spec.get("volumes") or []:
@@ -331,8 +331,8 @@ class BlaxelBackend:
             return
         sandbox.status = "DEPLOYING"
         await asyncio.sleep(BUILD_STEP_S)
-        if sandbox.status != "DEPLOYING":
-            return
+        if sandbox.status != "DEPLOYING" or self.sandboxes.get(sandbox.name) is not sandbox:
+            return  # deleted, replaced or reset meanwhile
         with self._lock:
             sandbox.spec["runtime"]["image"] = image.ref
             sandbox.processes.kill_all()
@@ -353,7 +353,7 @@ class BlaxelBackend:
                 raise Conflict(f"Preview '{name}' already exists", code="PREVIEW_ALREADY_EXISTS")
             spec["url"] = self.preview_url(sandbox.name, name)
             spec.setdefault("public", False)
-            sandbox.ports.setdefault(spec["port"], _free_port())
+            sandbox.ports.setdefault(spec["port"], free_port())
             preview = Preview(name, sandbox.name, spec, self.now())
             sandbox.previews[name] = preview
         return preview
@@ -372,7 +372,7 @@ class BlaxelBackend:
         spec = dict(body.get("spec") or {})
         spec["url"] = preview.spec["url"]  # the URL is stable for a sandbox and preview name
         preview.spec = {**preview.spec, **spec}
-        self._live(sandbox_name).ports.setdefault(preview.port, _free_port())
+        self._live(sandbox_name).ports.setdefault(preview.port, free_port())
         return preview
 
     def delete_preview(self, sandbox_name: str, name: str) -> Preview:
@@ -427,7 +427,7 @@ class BlaxelBackend:
         """A deployed sandbox reached through its own URL (counts as activity)."""
         sandbox = self._live(name)
         if sandbox.status != "DEPLOYED":
-            raise NotFound(f"Sandbox '{name}' is {sandbox.status}", code="WORKLOAD_UNAVAILABLE")
+            raise Unavailable(f"Sandbox '{name}' is {sandbox.status}")
         sandbox.last_used_at = self.now()
         return sandbox
 

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from emulator.blaxel import files
 from emulator.blaxel.auth import authenticate
 from emulator.blaxel.exceptions import BadRequest, BlaxelError, NotFound, sandbox_api_error
-from emulator.blaxel.models import BlaxelBackend
+from emulator.blaxel.models import BlaxelBackend, free_port
 from emulator.blaxel.previews import proxy
 from emulator.blaxel.processes import SandboxProcess
 
@@ -37,6 +37,22 @@ async def _finished(process: SandboxProcess, timeout_s: float | None) -> None:
     while process.running and (timeout_s is None or waited < timeout_s):
         await asyncio.sleep(POLL_S)
         waited += POLL_S
+
+
+async def _listening(process: SandboxProcess, host_ports: list[int], limit_s: float = 60) -> None:
+    """Wait until every host port accepts connections, the process ends, or the limit passes."""
+    waited = 0.0
+    pending = list(host_ports)
+    while pending and process.running and waited < limit_s:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", pending[0])
+        except OSError:
+            await asyncio.sleep(POLL_S)
+            waited += POLL_S
+            continue
+        writer.close()
+        await writer.wait_closed()
+        pending.pop(0)
 
 
 def sandbox_api_routes(backend: BlaxelBackend) -> list[BaseRoute]:
@@ -64,6 +80,12 @@ def sandbox_api_routes(backend: BlaxelBackend) -> list[BaseRoute]:
         process = backend.exec_process(request.path_params["name"], body)
         if body.get("waitForCompletion"):
             await _finished(process, None)
+        elif body.get("waitForPorts"):
+            sandbox = backend.sandbox_for_api(request.path_params["name"])
+            host_ports = [
+                sandbox.ports.setdefault(int(p), free_port()) for p in body["waitForPorts"]
+            ]
+            await _listening(process, host_ports)
         return JSONResponse(process.to_response())
 
     async def list_processes(request: Request) -> Response:

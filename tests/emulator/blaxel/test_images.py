@@ -12,6 +12,8 @@ import pytest
 from blaxel.core import ImageInstance, SandboxInstance
 from blaxel.core.client.api.images import delete_image, get_image
 from blaxel.core.client.client import client
+from blaxel.core.client.models import Sandbox
+from blaxel.core.sandbox.types import ResponseError
 
 from emulator.blaxel import BlaxelBackend
 
@@ -132,3 +134,21 @@ async def test_images_api_lists_gets_and_deletes_pushed_images(backend: BlaxelBa
     assert deleted.status_code == 200
     assert gone.status_code == 404
     assert backend.images.resolve("tool") is None
+
+
+@pytest.mark.anyio
+async def test_sandbox_waiting_for_its_upload_answers_503_on_its_api(
+    backend: BlaxelBackend,
+) -> None:
+    control = client.get_async_httpx_client()
+    body = {"metadata": {"name": "pending-img"}, "spec": {}}
+    created = await control.post("/sandboxes", json=body, params={"upload": "true"})
+    record = Sandbox.from_dict(created.json())
+    assert record is not None
+    sandbox = SandboxInstance(record)
+
+    with pytest.raises(ResponseError) as caught:
+        await sandbox.process.list()
+
+    assert caught.value.status == 503
+    assert caught.value.body["error"]["code"] == "WORKLOAD_UNAVAILABLE"

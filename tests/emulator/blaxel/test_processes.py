@@ -168,3 +168,19 @@ async def test_deleting_the_sandbox_kills_its_processes(backend: BlaxelBackend) 
 
     assert int(started.pid) not in backend.running_pids()
     assert backend.running_pids() == []
+
+
+async def test_wait_for_ports_returns_once_the_server_listens(backend: BlaxelBackend) -> None:
+    sandbox = await _sandbox(ports=[{"target": 8000}])
+
+    started = await sandbox.process.exec(
+        {
+            "name": "srv",
+            "command": "sleep 0.2; exec python -m http.server $PORT --bind 127.0.0.1",
+            "wait_for_ports": [8000],
+        }
+    )
+    response = await sandbox.fetch(8000, "/")
+
+    assert started.status == "running"
+    assert response.status_code == 200

@@ -55,15 +55,37 @@ def _reply(text: str) -> list[Emitted]:
     ]
 
 
+def tool_permissions(tools: list[dict[str, Any]]) -> dict[str, str]:
+    """`evaluated_permission` per built-in tool from the agent's toolset policies:
+    `always_ask` → `ask` (the call waits for a `user.tool_confirmation`), disabled → `deny`."""
+    permissions: dict[str, str] = {}
+    for tool in tools:
+        if tool.get("type") != "agent_toolset_20260401":
+            continue
+        default = tool["default_config"]
+        configs = {c["name"]: c for c in tool.get("configs") or []}
+        for name in ("bash", "edit", "read", "write", "glob", "grep", "web_fetch", "web_search"):
+            config = configs.get(name, default)
+            if not config["enabled"]:
+                permissions[name] = "deny"
+            elif config["permission_policy"]["type"] == "always_ask":
+                permissions[name] = "ask"
+            else:
+                permissions[name] = "allow"
+    return permissions
+
+
 def open_tool_calls(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The agent's tool calls that no result (or interrupt) has answered yet."""
+    """The agent's tool calls that no result, denial or interrupt has answered yet."""
     answered: set[str] = set()
     calls: list[dict[str, Any]] = []
     for event in history:
         kind = event["type"]
         if kind in ("agent.tool_use", "agent.custom_tool_use"):
             calls.append(event)
-        elif kind == "user.tool_result":
+        elif (
+            kind == "user.tool_confirmation" and event.get("result") == "deny"
+        ) or kind == "user.tool_result":
             answered.add(event["tool_use_id"])
         elif kind == "user.custom_tool_result":
             answered.add(event["custom_tool_use_id"])
@@ -81,37 +103,53 @@ def _summary(history: list[dict[str, Any]], call_ids: list[str]) -> str:
     calls = {
         e["id"]: e for e in history if e["type"] in ("agent.tool_use", "agent.custom_tool_use")
     }
+    denied = {
+        e["tool_use_id"]
+        for e in history
+        if e["type"] == "user.tool_confirmation" and e.get("result") == "deny"
+    }
     parts = []
     for call_id in call_ids:
         result = results.get(call_id, {})
-        status = "error" if result.get("is_error") else "ok"
+        status = "denied" if call_id in denied else "error" if result.get("is_error") else "ok"
         parts.append(
             f"{calls[call_id]['name']} ({status}): {text_of(result.get('content')).strip()}"
         )
     return "Done. " + "; ".join(parts)
 
 
-def react(history: list[dict[str, Any]], event: dict[str, Any]) -> list[Emitted]:
-    """What the agent emits after `event` was appended to `history` (which includes it)."""
+def react(
+    history: list[dict[str, Any]], event: dict[str, Any], permissions: dict[str, str] | None = None
+) -> list[Emitted]:
+    """What the agent emits after `event` was appended to `history` (which includes it).
+
+    `permissions` (from `tool_permissions`) marks calls that need a user confirmation
+    (`ask`); the agent does not call a tool it may not use (`deny`).
+    """
+    permissions = permissions or {}
     kind = event["type"]
     if kind == "user.message":
-        calls, answer = plan(text_of(event.get("content")))
+        planned, answer = plan(text_of(event.get("content")))
+        calls = [(name, args) for name, args in planned if permissions.get(name) != "deny"]
         emitted: list[Emitted] = [{"type": "session.status_running"}]
         if not calls:
-            return emitted + _reply(answer or "")
+            refused = sorted({name for name, _ in planned})
+            return emitted + _reply(answer or f"I may not use {', '.join(refused)}.")
         emitted += [
             {
                 "type": "agent.tool_use",
                 "name": name,
                 "input": tool_input,
-                "evaluated_permission": "allow",
+                "evaluated_permission": permissions.get(name, "allow"),
             }
             for name, tool_input in calls
         ]
         # The ids are stamped later; `requires_action` names them through this marker.
         emitted.append({"type": "session.status_idle", "stop_reason": {"type": "requires_action"}})
         return emitted
-    if kind in ("user.tool_result", "user.custom_tool_result"):
+    if kind == "user.tool_confirmation" and event.get("result") == "allow":
+        return []  # the call runs now, and its result continues the turn
+    if kind in ("user.tool_result", "user.custom_tool_result", "user.tool_confirmation"):
         if open_tool_calls(history):
             return []
         turn = _last_turn_calls(history)

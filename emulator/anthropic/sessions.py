@@ -199,10 +199,32 @@ class SessionOps(WorkOps, WebhookOps):
             raise InvalidRequestError(
                 "events.content: a user.message needs a list of content blocks"
             )
+        if event["type"] == "user.tool_confirmation":
+            self._check_confirmation(session, event)
         stored = self._append(session, dict(event))
-        for emitted in agent_script.react(session.events, stored):
+        permissions = agent_script.tool_permissions(session.agent.get("tools") or [])
+        for emitted in agent_script.react(session.events, stored, permissions):
             self._append_agent_event(session, emitted)
         return stored
+
+    @staticmethod
+    def _check_confirmation(session: Session, event: dict[str, Any]) -> None:
+        """A verdict must name an open call that asked for one, and say allow or deny."""
+        if event.get("result") not in ("allow", "deny"):
+            raise InvalidRequestError("events.result: must be 'allow' or 'deny'")
+        asking = {
+            call["id"]
+            for call in agent_script.open_tool_calls(session.events)
+            if call.get("evaluated_permission") == "ask"
+        }
+        confirmed = {
+            e["tool_use_id"] for e in session.events if e["type"] == "user.tool_confirmation"
+        }
+        if event.get("tool_use_id") not in asking - confirmed:
+            raise InvalidRequestError(
+                f"events.tool_use_id: {event.get('tool_use_id')!r} names no tool call of "
+                f"session {session.id} awaiting confirmation"
+            )
 
     def _append_agent_event(self, session: Session, fields: dict[str, Any]) -> None:
         stop = fields.get("stop_reason")

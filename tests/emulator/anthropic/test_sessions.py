@@ -246,3 +246,58 @@ def test_closing_the_streams_ends_an_open_one(
     with client.beta.sessions.events.stream(created.id) as stream:
         emulator.backend.close_streams()
         assert list(stream) == []
+
+
+def _asking_agent(client: anthropic.Anthropic) -> str:
+    toolset = {
+        "type": "agent_toolset_20260401",
+        "default_config": {"permission_policy": {"type": "always_ask"}},
+    }
+    return client.beta.agents.create(name="careful", model="claude-sonnet-4-6", tools=[toolset]).id  # type: ignore[list-item]
+
+
+def test_an_always_ask_tool_waits_for_a_confirmation_and_a_denial_ends_the_turn(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    created = session(
+        client, env_and_agent[0], _asking_agent(client), message="bash: rm -rf /tmp/x"
+    )
+    (call,) = [
+        e for e in client.beta.sessions.events.list(created.id) if e.type == "agent.tool_use"
+    ]
+    assert call.evaluated_permission == "ask"
+    client.beta.sessions.events.send(
+        created.id,
+        events=[{"type": "user.tool_confirmation", "tool_use_id": call.id, "result": "deny"}],
+    )
+    events: list[Any] = client.beta.sessions.events.list(created.id, order="desc", limit=2).data
+    idle, reply = events
+    assert reply.content[0].text == "Done. bash (denied): "
+    assert idle.stop_reason.type == "end_turn"
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.beta.sessions.events.send(
+            created.id,
+            events=[{"type": "user.tool_confirmation", "tool_use_id": call.id, "result": "allow"}],
+        )
+    assert caught.value.api_message == (
+        f"events.tool_use_id: {call.id!r} names no tool call of session {created.id} awaiting confirmation"
+    )
+
+
+def test_the_agent_does_not_call_a_disabled_tool(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    agent_id = client.beta.agents.create(
+        name="no-bash",
+        model="claude-sonnet-4-6",
+        tools=[{"type": "agent_toolset_20260401", "configs": [{"name": "bash", "enabled": False}]}],
+    ).id
+    muted = session(client, env_and_agent[0], agent_id, message="bash: ls")
+    assert _types(client, muted.id) == [
+        "user.message",
+        "session.status_running",
+        "agent.message",
+        "session.status_idle",
+    ]
+    reply: Any = client.beta.sessions.events.list(muted.id, types=["agent.message"]).data[0]
+    assert reply.content[0].text == "I may not use bash."

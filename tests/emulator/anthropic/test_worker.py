@@ -126,3 +126,45 @@ def test_the_sdk_worker_daemon_claims_and_serves_queued_work(
     assert emulator.backend.workers_for(created.id) == ["daemon-1"]
     types = [e.type for e in client.beta.sessions.events.list(created.id)]
     assert types[-2:] == ["agent.message", "session.status_idle"]
+
+
+def test_the_sdk_worker_runs_an_asked_call_once_it_is_confirmed(
+    client: anthropic.Anthropic, emulator: AnthropicServer, tmp_path: Path
+) -> None:
+    environment = self_hosted_environment(client)
+    key = emulator.environment_key(environment.id)
+    asking = client.beta.agents.create(
+        name="careful",
+        model="claude-sonnet-4-6",
+        tools=[
+            {
+                "type": "agent_toolset_20260401",
+                "default_config": {"permission_policy": {"type": "always_ask"}},
+            }
+        ],
+    )
+    created = session(client, environment.id, asking.id, message="bash: echo confirmed > c.txt")
+    (call,) = [
+        e for e in client.beta.sessions.events.list(created.id) if e.type == "agent.tool_use"
+    ]
+    client.beta.sessions.events.send(
+        created.id,
+        events=[{"type": "user.tool_confirmation", "tool_use_id": call.id, "result": "allow"}],
+    )
+    (item,) = asyncio.run(_claim(emulator, environment.id, key))
+    asyncio.run(
+        _serve(
+            emulator,
+            tmp_path,
+            work_id=item.id,  # type: ignore[attr-defined]
+            environment_id=environment.id,
+            session_id=created.id,
+            secret=item.secret,  # type: ignore[attr-defined]
+        )
+    )
+    assert (tmp_path / "c.txt").read_text() == "confirmed\n"
+    assert _types_of(client, created.id)[-2:] == ["agent.message", "session.status_idle"]
+
+
+def _types_of(client: anthropic.Anthropic, session_id: str) -> list[str]:
+    return [e.type for e in client.beta.sessions.events.list(session_id)]

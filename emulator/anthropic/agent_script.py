@@ -8,6 +8,12 @@ A user message is read line by line; these directives pick the tool calls:
     write <path>: <content>          → agent.tool_use write {"file_path", "content"} (`\\n` = newline)
     say: <text>                      → no tool call; the agent answers <text>
 Without any directive the agent runs `DEFAULT_COMMAND` with bash.
+
+Each call is followed by `session.status_idle` (`requires_action`, naming the open calls).
+Once every call is answered (`user.tool_result`, or a `deny` confirmation) the agent
+replies `Done. <tool> (ok|error|denied): <result text>; ...` and goes idle (`end_turn`).
+A tool under an `always_ask` policy is called with `evaluated_permission: ask` and waits
+for a `user.tool_confirmation`; a disabled tool is never called.
 """
 
 from __future__ import annotations

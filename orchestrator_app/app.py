@@ -25,8 +25,8 @@ from orchestrator_app.dispatch import Dispatcher, WorkQueue
 from orchestrator_app.errors import MalformedWebhook, NotConfigured, WebhookRejected
 from orchestrator_app.logging import register_secrets
 from orchestrator_app.recovery import recover_forever
+from orchestrator_app.sandboxes import WorkerSandboxes, close_blaxel, configure_blaxel
 from orchestrator_app.settings import Settings
-from orchestrator_app.workers import WorkerSandboxes, close_blaxel, configure_blaxel
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from anthropic import APIStatusError, AsyncAnthropic
 from anthropic.types.beta.environments import BetaSelfHostedWork
 
 from orchestrator_app.errors import BlaxelError
+from orchestrator_app.sandboxes import WorkerSandboxes
 from orchestrator_app.settings import Settings
 from orchestrator_app.workers import (
-    WorkerSandboxes,
     worker_process_env,
     worker_process_name,
     worker_process_request,

@@ -70,9 +70,9 @@ def push_worker_image(server: EmulatorServer) -> str:
     blaxel_client.with_base_url(config.blaxel_base_url)
     blaxel_client.with_auth(auth)
     blaxel_settings.auth = auth
-    worker_image(max_idle_seconds=1).build_sync(name=WORKER_IMAGE_NAME, timeout=60)
-    refs = [i.ref for i in server.emulator.blaxel.images.list() if i.name == WORKER_IMAGE_NAME]
-    return refs[-1]
+    built = worker_image(max_idle_seconds=1).build_sync(name=WORKER_IMAGE_NAME, timeout=60)
+    runtime: Any = built.spec.runtime
+    return str(runtime.image)  # e.g. <workspace>/sandbox/cma-worker:<tag>
 
 
 @dataclass

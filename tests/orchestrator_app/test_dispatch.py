@@ -11,8 +11,8 @@ import asyncio
 from anthropic import AsyncAnthropic
 
 from orchestrator_app.dispatch import Dispatcher, WorkQueue
+from orchestrator_app.sandboxes import WorkerSandboxes
 from orchestrator_app.settings import Settings
-from orchestrator_app.workers import WorkerSandboxes
 
 
 class CountingSandboxes(WorkerSandboxes):

@@ -10,10 +10,9 @@ from blaxel.core.sandbox import is_valid_sandbox_name
 from blaxel.core.sandbox.types import SandboxCreateConfiguration
 
 from orchestrator_app.errors import BlaxelError
+from orchestrator_app.sandboxes import as_blaxel_error, with_retries
 from orchestrator_app.settings import Settings
 from orchestrator_app.workers import (
-    as_blaxel_error,
-    with_retries,
     worker_process_env,
     worker_process_name,
     worker_process_request,

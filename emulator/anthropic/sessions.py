@@ -87,9 +87,10 @@ class SessionOps(WorkOps, WebhookOps):
                 created_at=now,
                 updated_at=now,
             )
-            self.sessions[session.id] = session
             for event in body.get("initial_events") or []:
                 self._append_user_event(session, event)
+            # Stored only now: a bad initial event leaves no half-made session behind.
+            self.sessions[session.id] = session
             if environment.config["type"] == "self_hosted":
                 self.enqueue_work(session)
                 self.publish_webhook_event(RUN_STARTED, session.id)
@@ -242,7 +243,14 @@ class SessionOps(WorkOps, WebhookOps):
                 raise InvalidRequestError(
                     f"Session {session_id} is terminated and accepts no events"
                 )
-            stored = [self._append_user_event(session, event) for event in events]
+            mark, status = len(session.events), session.status
+            try:
+                stored = [self._append_user_event(session, event) for event in events]
+            except InvalidRequestError:
+                # All or nothing: no stream has seen them (the lock is held), so undo.
+                del session.events[mark:]
+                session.status = status
+                raise
             wakes = any(e["type"] == "user.message" for e in stored)
             environment = self.environments.get(session.environment_id)
             self_hosted = environment is not None and environment.config["type"] == "self_hosted"

@@ -301,3 +301,33 @@ def test_the_agent_does_not_call_a_disabled_tool(
     ]
     reply: Any = client.beta.sessions.events.list(muted.id, types=["agent.message"]).data[0]
     assert reply.content[0].text == "I may not use bash."
+
+
+def test_a_bad_initial_event_leaves_no_session_behind(
+    client: anthropic.Anthropic, emulator: AnthropicServer, env_and_agent: tuple[str, str]
+) -> None:
+    environment_id, agent_id = env_and_agent
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.beta.sessions.create(
+            agent=agent_id,
+            environment_id=environment_id,
+            initial_events=[{"type": "user.message", "content": "not a list"}],  # type: ignore[typeddict-item]
+        )
+    assert (
+        caught.value.api_message == "events.content: a user.message needs a list of content blocks"
+    )
+    assert emulator.backend.live_resources()["sessions"] == []
+    assert emulator.backend.live_resources()["work"] == []
+
+
+def test_a_batch_with_a_bad_event_is_refused_whole(
+    client: anthropic.Anthropic, env_and_agent: tuple[str, str]
+) -> None:
+    created = session(client, *env_and_agent)
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.beta.sessions.events.send(
+            created.id,
+            events=[_message("say: first"), {"type": "agent.message"}],  # type: ignore[list-item, typeddict-item]
+        )
+    assert caught.value.api_message == "events.type: unsupported event type 'agent.message'"
+    assert _types(client, created.id) == []

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import socket
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from anthropic import APIStatusError, AsyncAnthropic
@@ -113,7 +113,6 @@ class DispatchStats:
     stopped: int = 0
     deleted: int = 0
     duplicates: int = 0
-    started_by_session: dict[str, int] = field(default_factory=dict)
 
 
 class Dispatcher:
@@ -187,7 +186,7 @@ class Dispatcher:
                 # Another environment's session (a workspace webhook fires for all of them), or
                 # work already claimed: nothing to do for it here.
                 log.info(
-                    "no queued work for this session in this environment",
+                    "no claimable work for this session in this environment",
                     extra={"session_id": session_id},
                 )
             if not sessions:
@@ -281,9 +280,6 @@ class Dispatcher:
                 )
             self.workers[session_id] = WorkerRecord(sandbox, worker_process_name(item.id), item.id)
             self.stats.started += 1
-            self.stats.started_by_session[session_id] = (
-                self.stats.started_by_session.get(session_id, 0) + 1
-            )
             log.info(
                 "worker started",
                 extra={"session_id": session_id, "work_id": item.id, "sandbox": sandbox},

@@ -163,17 +163,18 @@ class WorkerSandboxes:
             raise error from exc
 
     async def _create(self, session_id: str) -> SandboxInstance:
-        if self.settings.worker_volume_size_mb:
-            await VolumeInstance.create_if_not_exists(
-                {
-                    "name": worker_volume_name(session_id),
-                    "size": self.settings.worker_volume_size_mb,
-                    "region": self.settings.worker_region,
-                }
-            )
         with warnings.catch_warnings():
             # Without a region the SDK prints a once-per-process notice; the region is a setting.
             warnings.simplefilter("ignore", FutureWarning)
+            if self.settings.worker_volume_size_mb:
+                await VolumeInstance.create_if_not_exists(
+                    {
+                        "name": worker_volume_name(session_id),
+                        "size": self.settings.worker_volume_size_mb,
+                        "region": self.settings.worker_region,
+                        "labels": {SESSION_LABEL: session_id, ROLE_LABEL: "worker-volume"},
+                    }
+                )
             return await SandboxInstance.create_if_not_exists(
                 worker_sandbox_spec(self.settings, session_id)
             )

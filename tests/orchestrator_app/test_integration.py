@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from emulator.server import EmulatorServer
-from orchestrator_app.workers import worker_sandbox_name
+from orchestrator_app.workers import worker_sandbox_name, worker_volume_name
 from tests.orchestrator_app.conftest import make_signer, new_signing_secret, run_started
 from tests.orchestrator_app.emulated import (
     Stack,
@@ -157,7 +157,7 @@ def test_a_session_of_another_environment_claims_nothing(stack: Stack) -> None:
     session_id = stack.create_session(environment_id=other.id)
     wait_for(
         lambda: orchestrator.logged(
-            "no queued work for this session in this environment", session_id=session_id
+            "no claimable work for this session in this environment", session_id=session_id
         ),
         "the orchestrator to look for the session's work",
     )
@@ -302,3 +302,14 @@ def test_worker_sandboxes_left_by_a_previous_orchestrator_are_deleted_once_idle(
     second = stack.orchestrator()
     wait_for(lambda: deleted(stack, session_id), "the orphaned sandbox's deletion")
     assert second.logged("adopted worker sandbox", session_id=session_id, running=False)
+
+
+def test_a_per_session_volume_is_mounted_when_configured(stack: Stack) -> None:
+    stack.orchestrator(ORCH_WORKER_VOLUME_SIZE_MB="64")
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo kept")
+    wait_for(lambda: tool_results(stack, session_id), "the tool result")
+    volume = worker_volume_name(session_id)
+    assert volume in stack.server.emulator.blaxel.volumes
+    sandbox = stack.server.emulator.blaxel.get_sandbox(worker_sandbox_name(session_id))
+    assert [v["name"] for v in sandbox.spec["volumes"]] == [volume]

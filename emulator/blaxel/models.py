@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import shutil
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from emulator.blaxel import files, specs
+from emulator.blaxel import files, specs, volumes
 from emulator.blaxel.exceptions import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from emulator.blaxel.images import Image, ImageStore, Layout, lay_out
 from emulator.blaxel.processes import SandboxProcess
@@ -34,17 +31,13 @@ from emulator.blaxel.records import (
     Sandbox,
     Volume,
 )
+from emulator.blaxel.volumes import process_env
 from emulator.config import BLAXEL_PREFIX, EmulatorConfig
 
 logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 0.1
 BUILD_STEP_S = 0.3  # how long a pushed build stays in each of BUILDING and DEPLOYING
-# Host variables a sandbox process inherits: the shell basics and the proxy guard tests set.
-PASSTHROUGH_ENV = (
-    "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE",
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-)  # fmt: skip
 
 
 def free_port() -> int:
@@ -236,23 +229,10 @@ class BlaxelBackend:
             sandbox.ports.setdefault(port, free_port())
 
     def _check_volumes(self, spec: dict[str, Any]) -> None:
-        for attachment in spec.get("volumes") or []:
-            if attachment.get("type") != "ephemeral" and attachment["name"] not in self.volumes:
-                raise BadRequest(
-                    f"Volume '{attachment['name']}' not found", code="VOLUME_NOT_FOUND"
-                )
+        volumes.check_attachments(spec, self.volumes)
 
     def _mount_volumes(self, sandbox: Sandbox) -> None:
-        for attachment in sandbox.spec.get("volumes") or []:
-            mount = files.sandbox_path(sandbox.root, attachment["mountPath"])
-            mount.parent.mkdir(parents=True, exist_ok=True)
-            volume = self.volumes.get(attachment["name"])
-            if volume is None:  # ephemeral: scratch space that dies with the sandbox
-                mount.mkdir(exist_ok=True)
-                continue
-            shutil.rmtree(mount, ignore_errors=True)
-            mount.symlink_to(volume.path, target_is_directory=True)
-            volume.attached_to = f"sandbox:{sandbox.name}"
+        volumes.mount(sandbox.name, sandbox.root, sandbox.spec, self.volumes)
 
     def _terminate(self, sandbox: Sandbox, reason: str) -> None:
         sandbox.processes.kill_all()
@@ -260,9 +240,7 @@ class BlaxelBackend:
             sandbox.previews.clear()
             sandbox.status = "TERMINATED"
             sandbox.terminated_at = self.now()
-            for volume in self.volumes.values():
-                if volume.attached_to == f"sandbox:{sandbox.name}":
-                    volume.attached_to = ""
+            volumes.detach(sandbox.name, self.volumes)
             self.deleted_sandboxes.append(DeletedSandbox(sandbox.name, reason, time.time()))
         shutil.rmtree(sandbox.root.parent, ignore_errors=True)
 
@@ -436,7 +414,7 @@ class BlaxelBackend:
         working_dir = files.display_path(request.get("workingDir") or sandbox.layout.workdir)
         cwd = files.sandbox_path(sandbox.root, working_dir)
         cwd.mkdir(parents=True, exist_ok=True)
-        env = self._process_env(sandbox, request.get("env") or {})
+        env = process_env(sandbox, request.get("env") or {}, self.config.sandbox_path_prefix)
         process = sandbox.processes.start({**request, "workingDir": working_dir}, cwd, env)
         self.process_starts.append(
             ProcessStart(
@@ -444,23 +422,6 @@ class BlaxelBackend:
             )
         )
         return process
-
-    def _process_env(self, sandbox: Sandbox, extra: dict[str, Any]) -> dict[str, str]:
-        env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
-        home = files.sandbox_path(sandbox.root, "/root")
-        home.mkdir(exist_ok=True)
-        env["HOME"] = str(home)
-        env.update(sandbox.layout.env)
-        env.update(specs.env_values(sandbox.spec))
-        env.update({str(k): str(v) for k, v in extra.items()})
-        ports = specs.runtime_ports(sandbox.spec)
-        if ports:
-            env["PORT"] = str(sandbox.ports[ports[0]])
-        env["DO_NOT_TRACK"] = "1"
-        # The emulator's interpreter first: `python` has every pinned package.
-        first = [*self.config.sandbox_path_prefix, str(Path(sys.executable).parent)]
-        env["PATH"] = os.pathsep.join([*first, env.get("PATH") or os.environ.get("PATH", "")])
-        return env
 
     def get_process(self, name: str, identifier: str) -> SandboxProcess:
         return self.sandbox_for_api(name).processes.get(identifier)

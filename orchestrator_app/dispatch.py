@@ -26,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from anthropic import APIStatusError, AsyncAnthropic
+from anthropic import APIError, APIStatusError, AsyncAnthropic
 from anthropic.types.beta.environments import BetaSelfHostedWork
 
 from orchestrator_app.errors import BlaxelError
@@ -160,6 +160,12 @@ class Dispatcher:
             self._wake.clear()
             try:
                 await self.drain()
+            except APIError as exc:
+                # The API said no (or was unreachable): one line, no traceback, retried later.
+                log.error(
+                    "drain failed; the next webhook or recovery poll retries it",
+                    extra={"reason": str(exc)},
+                )
             except Exception:
                 log.exception("drain failed; the next webhook or recovery poll retries it")
 
@@ -222,8 +228,8 @@ class Dispatcher:
             polled.add(item.id)
             if item.data.type != "session":
                 # Health checks and unknown kinds: nothing to run, release them at once.
-                await self.queue.ack(item)
-                await self.queue.stop(item)
+                if await self._ack(item):
+                    await self._stop_quietly(item)
                 continue
             session_id = item.data.id
             if session_id not in ready and session_id not in tried:
@@ -239,7 +245,8 @@ class Dispatcher:
                     extra={"session_id": session_id, "work_id": item.id},
                 )
                 continue
-            await self.queue.ack(item)
+            if not await self._ack(item):
+                continue
             self.stats.claimed += 1
             log.info("work claimed", extra={"session_id": session_id, "work_id": item.id})
             self._in_flight.add(session_id)
@@ -247,6 +254,18 @@ class Dispatcher:
             task.set_name(f"start:{session_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _ack(self, item: BetaSelfHostedWork) -> bool:
+        """Claim the item; False (logged) when the queue refuses, e.g. another worker took it."""
+        try:
+            await self.queue.ack(item)
+        except APIError as exc:
+            log.warning(
+                "ack refused; work left to the queue",
+                extra={"work_id": item.id, "reason": str(exc)},
+            )
+            return False
+        return True
 
     def _starting_sessions(self) -> list[str]:
         return [t.get_name().removeprefix("start:") for t in self._tasks if not t.done()]

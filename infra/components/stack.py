@@ -129,6 +129,9 @@ class CmaBlaxelStack(pulumi.ComponentResource):
             "orchestrator_url": self.orchestrator.url,
             "orchestrator_revision": self.orchestrator.revision,
             "worker_image": self.images.worker_image,
+            # Where the platforms are, for clients of the stack (e.g. examples/run_session.py).
+            "anthropic_base_url": cfg.anthropic_base_url,
+            "blaxel_base_url": cfg.blaxel_base_url,
             "orchestrator_image": self.images.orchestrator_image,
             "next_steps": pulumi.Output.all(
                 self.platform.environment_id, self.orchestrator.webhook_url

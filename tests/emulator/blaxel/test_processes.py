@@ -184,3 +184,15 @@ async def test_wait_for_ports_returns_once_the_server_listens(backend: BlaxelBac
 
     assert started.status == "running"
     assert response.status_code == 200
+
+
+async def test_exec_with_log_callbacks_delivers_the_output_lines(backend: BlaxelBackend) -> None:
+    sandbox = await _sandbox()
+    lines: list[str] = []
+
+    result = await sandbox.process.exec(
+        {"command": "echo a; echo b", "wait_for_completion": True, "on_stdout": lines.append}
+    )
+
+    assert lines == ["a", "b"]
+    assert result.exit_code == 0

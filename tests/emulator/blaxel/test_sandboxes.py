@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from blaxel.core import SandboxInstance
@@ -173,17 +175,44 @@ async def test_missing_credentials_are_401(backend: BlaxelBackend) -> None:
     assert str(caught.value).startswith("Authentication required")
 
 
-async def test_wrong_key_is_403_authorization_failed(backend: BlaxelBackend) -> None:
+async def _list_with_headers(headers: dict[str, str]) -> Any:
+    """SandboxInstance.list() sending exactly these credential headers."""
     saved = client._auth
-    client.with_auth(httpx.BasicAuth("x", "y"))
-    client.with_headers({"X-Blaxel-Authorization": "Bearer wrong", "X-Blaxel-Workspace": "test-ws"})
+    client.with_auth(_NoAuth())
+    client.with_headers(headers)
     try:
-        with pytest.raises(SandboxAPIError) as caught:
-            await SandboxInstance.list()
+        return await SandboxInstance.list()
     finally:
         client.with_auth(saved)
-        client._headers.pop("X-Blaxel-Authorization")
-        client._headers.pop("X-Blaxel-Workspace")
+        for name in headers:
+            client._headers.pop(name)
+
+
+async def test_wrong_key_is_403_authorization_failed(backend: BlaxelBackend) -> None:
+    with pytest.raises(SandboxAPIError) as caught:
+        await _list_with_headers(
+            {"X-Blaxel-Authorization": "Bearer wrong", "X-Blaxel-Workspace": "test-ws"}
+        )
 
     assert caught.value.status_code == 403
     assert str(caught.value) == "Authorization failed"
+
+
+async def test_other_workspace_is_403(backend: BlaxelBackend) -> None:
+    with pytest.raises(SandboxAPIError) as caught:
+        await _list_with_headers(
+            {"X-Blaxel-Authorization": "Bearer bl-test-key", "X-Blaxel-Workspace": "elsewhere"}
+        )
+
+    assert caught.value.status_code == 403
+    assert str(caught.value) == "No access to workspace 'elsewhere'"
+
+
+async def test_plain_authorization_bearer_is_accepted(backend: BlaxelBackend) -> None:
+    await SandboxInstance.create({"name": "seen"})
+
+    page = await _list_with_headers(
+        {"Authorization": "Bearer bl-test-key", "X-Blaxel-Workspace": "test-ws"}
+    )
+
+    assert [s.metadata.name for s in page.data] == ["seen"]

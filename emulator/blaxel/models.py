@@ -148,7 +148,8 @@ class BlaxelBackend:
                 raise Conflict(f"Sandbox '{name}' already exists", code="SANDBOX_ALREADY_EXISTS")
             if existing is not None:
                 existing.processes.kill_all()
-            self._check_volumes(spec)
+                volumes.detach(name, self.volumes)
+            self._check_volumes(name, spec)
             now = self.now()
             sandbox = Sandbox(
                 name=name,
@@ -185,7 +186,7 @@ class BlaxelBackend:
         specs.merge_masked_envs(spec, sandbox.spec)
         specs.validate_spec(spec)
         with self._lock:
-            self._check_volumes(spec)
+            self._check_volumes(name, spec)
             for key in ("labels", "displayName", "externalId"):
                 if key in metadata:
                     sandbox.metadata[key] = metadata[key]
@@ -228,8 +229,8 @@ class BlaxelBackend:
         for port in specs.runtime_ports(sandbox.spec):
             sandbox.ports.setdefault(port, free_port())
 
-    def _check_volumes(self, spec: dict[str, Any]) -> None:
-        volumes.check_attachments(spec, self.volumes)
+    def _check_volumes(self, name: str, spec: dict[str, Any]) -> None:
+        volumes.check_attachments(name, spec, self.volumes)
 
     def _mount_volumes(self, sandbox: Sandbox) -> None:
         volumes.mount(sandbox.name, sandbox.root, sandbox.spec, self.volumes)

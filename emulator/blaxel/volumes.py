@@ -19,11 +19,19 @@ PASSTHROUGH_ENV = (
 )  # fmt: skip
 
 
-def check_attachments(spec: dict[str, Any], volumes: dict[str, Volume]) -> None:
-    """A persistent volume named in the spec must exist (400 VOLUME_NOT_FOUND)."""
+def check_attachments(name: str, spec: dict[str, Any], volumes: dict[str, Volume]) -> None:
+    """A persistent volume named in the spec must exist and be free (or already ours): 400."""
     for attachment in spec.get("volumes") or []:
-        if attachment.get("type") != "ephemeral" and attachment["name"] not in volumes:
+        if attachment.get("type") == "ephemeral":
+            continue
+        volume = volumes.get(attachment["name"])
+        if volume is None:
             raise BadRequest(f"Volume '{attachment['name']}' not found", code="VOLUME_NOT_FOUND")
+        if volume.attached_to not in ("", f"sandbox:{name}"):
+            raise BadRequest(
+                f"Volume '{volume.name}' is already attached to {volume.attached_to}",
+                code="VOLUME_ALREADY_ATTACHED",
+            )
 
 
 def mount(name: str, root: Path, spec: dict[str, Any], volumes: dict[str, Volume]) -> None:

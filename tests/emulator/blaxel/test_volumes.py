@@ -64,3 +64,19 @@ async def test_sandbox_with_an_unknown_volume_is_refused(backend: BlaxelBackend)
 
     assert caught.value.status_code == 400
     assert str(caught.value) == "Volume 'ghost' not found"
+
+
+async def test_a_volume_attached_elsewhere_cannot_be_attached_again(
+    backend: BlaxelBackend,
+) -> None:
+    from blaxel.core.sandbox.default.sandbox import SandboxAPIError
+
+    await VolumeInstance.create({"name": "one-vol", "region": "us-pdx-1"})
+    mount = [{"name": "one-vol", "mount_path": "/data"}]
+    await SandboxInstance.create({"name": "first-holder", "volumes": mount})
+
+    with pytest.raises(SandboxAPIError) as caught:
+        await SandboxInstance.create({"name": "second-holder", "volumes": mount})
+
+    assert caught.value.status_code == 400
+    assert str(caught.value) == "Volume 'one-vol' is already attached to sandbox:first-holder"

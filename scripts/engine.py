@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-pulumi"
@@ -107,7 +108,7 @@ class PulumiProject:
     def set_config(self, key: str, value: str, secret: bool = False) -> None:
         self.run("config", "set", key, *(["--secret"] if secret else []), "--", value)
 
-    def outputs(self, show_secrets: bool = False) -> dict[str, object]:
+    def outputs(self, show_secrets: bool = False) -> dict[str, Any]:
         args = ["stack", "output", "--json", *(["--show-secrets"] if show_secrets else [])]
         return json.loads(self.run(*args).stdout or "{}")
 

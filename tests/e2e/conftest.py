@@ -1,0 +1,87 @@
+"""End-to-end fixtures: the real Pulumi engine runs the project against an in-process emulator.
+
+Each test gets its own emulator, project copy, PULUMI_HOME, file backend and stack, so tests
+share nothing and can run in any order.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.server import EmulatorServer
+from scripts.engine import REPO_ROOT, PulumiProject, offline_env
+from scripts.local_stack import LOCAL_PASSPHRASE, do_console_steps, point_at_emulator
+
+PROJECT_PARTS = ("Pulumi.yaml", "requirements.txt", "infra", "orchestrator_app", "worker")
+STACK = "e2e"
+
+
+@dataclass
+class EndToEnd:
+    """One emulator and one stack of the project on it."""
+
+    server: EmulatorServer
+    project: PulumiProject
+    work_dir: Path
+
+    @property
+    def emulator_info(self) -> dict[str, Any]:
+        config = self.server.config
+        return {
+            "anthropic_base_url": config.anthropic_base_url,
+            "blaxel_base_url": config.blaxel_base_url,
+            "console_url": config.console_url,
+            "anthropic_api_key": config.anthropic_api_key,
+            "blaxel_api_key": config.blaxel_api_key,
+            "blaxel_workspace": config.blaxel_workspace,
+        }
+
+    def console_steps(self) -> bool:
+        """Mint the environment key and register the webhook, as a user does in the Console."""
+        outputs = self.project.outputs()
+        return do_console_steps(
+            self.project, self.emulator_info, outputs, self.work_dir / "console.json"
+        )
+
+    def up_fully_wired(self) -> dict[str, Any]:
+        """`pulumi up`, the Console steps, `pulumi up` again: the README's path, as outputs."""
+        self.project.up()
+        self.console_steps()
+        self.project.up()
+        return self.project.outputs()
+
+
+def copy_project(destination: Path) -> Path:
+    destination.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in PROJECT_PARTS:
+        source = REPO_ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, destination / part, ignore=ignore)
+        else:
+            shutil.copy(source, destination / part)
+    # The committed local stack's settings (and its passphrase salt) for this test stack.
+    shutil.copy(REPO_ROOT / "Pulumi.local.yaml", destination / f"Pulumi.{STACK}.yaml")
+    return destination
+
+
+@pytest.fixture
+def e2e(tmp_path: Path) -> Iterator[EndToEnd]:
+    with EmulatorServer(data_dir=tmp_path / "emulator") as server:
+        work_dir = copy_project(tmp_path / "project")
+        env = offline_env(tmp_path / "pulumi-home", tmp_path / "backend", LOCAL_PASSPHRASE)
+        project = PulumiProject(cwd=work_dir, stack=STACK, env=env)
+        project.select_or_create()
+        end_to_end = EndToEnd(server=server, project=project, work_dir=tmp_path)
+        point_at_emulator(project, end_to_end.emulator_info)
+        try:
+            yield end_to_end
+        finally:
+            # Leave nothing running: destroy what a failed test left behind.
+            project.run("destroy", "--yes", check=False)

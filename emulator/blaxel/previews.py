@@ -18,8 +18,22 @@ def _forward_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
 
 
+def _forwarded(request: Request, path: str) -> list[tuple[str, str]]:
+    full = request.url.path
+    prefix = full[: len(full) - len(path)] if path and full.endswith(path) else full
+    return [
+        ("x-forwarded-host", request.headers.get("host", "")),
+        ("x-forwarded-proto", request.url.scheme),
+        ("x-forwarded-prefix", prefix.rstrip("/")),
+        ("x-forwarded-for", request.client.host if request.client else ""),
+    ]
+
+
 async def proxy(client: httpx.AsyncClient, request: Request, host_port: int, path: str) -> Response:
-    """Send the request to 127.0.0.1:host_port/path and stream the answer back as is."""
+    """Send the request to 127.0.0.1:host_port/path and stream the answer back as is.
+
+    The upstream sees the public host, scheme and URL prefix in the usual X-Forwarded-* headers.
+    """
     url = httpx.URL(
         f"http://127.0.0.1:{host_port}/{path.lstrip('/')}",
         query=request.url.query.encode(),
@@ -27,7 +41,10 @@ async def proxy(client: httpx.AsyncClient, request: Request, host_port: int, pat
     upstream_request = client.build_request(
         request.method,
         url,
-        headers=_forward_headers(request.headers.items()),
+        headers=[
+            *[(k, v) for k, v in _forward_headers(request.headers.items()) if "forwarded" not in k],
+            *_forwarded(request, path),
+        ],
         content=await request.body(),
     )
     try:

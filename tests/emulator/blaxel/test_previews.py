@@ -20,7 +20,8 @@ class H(http.server.BaseHTTPRequestHandler):
     def _reply(self):
         body = self.rfile.read(int(self.headers.get("content-length") or 0)).decode()
         out = json.dumps({"method": self.command, "path": self.path, "body": body,
-                          "x": self.headers.get("x-test")}).encode()
+                          "x": self.headers.get("x-test"),
+                          "prefix": self.headers.get("x-forwarded-prefix")}).encode()
         self.send_response(201)
         self.send_header("x-upstream", "yes")
         self.send_header("content-length", str(len(out)))
@@ -67,7 +68,13 @@ async def test_public_preview_proxies_method_body_headers_and_status(
     assert preview.url == backend.preview_url("web-1", "api")
     assert response.status_code == 201
     assert response.headers["x-upstream"] == "yes"
-    assert response.json() == {"method": "POST", "path": "/hook?x=1", "body": "payload", "x": "t"}
+    assert response.json() == {
+        "method": "POST",
+        "path": "/hook?x=1",
+        "body": "payload",
+        "x": "t",
+        "prefix": "/blaxel/previews/web-1/api",
+    }
 
 
 async def test_two_sandboxes_serving_the_same_port_do_not_collide(backend: BlaxelBackend) -> None:

@@ -44,6 +44,9 @@ ORGANIZATION_EVENTS = (
     *WORKSPACE_EVENTS,
 )
 MAX_ORGANIZATION_ENDPOINTS = 32
+# Seconds before each retry: quick at first, then ~9 minutes in all, as a real sender keeps
+# trying a receiver that is down for a while (tests shorten it on the backend).
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 
 
 def new_signing_secret() -> str:
@@ -102,7 +105,7 @@ def _check_events(events: Any, allowed: tuple[str, ...], field: str) -> list[str
 class WebhookOps(BackendState):
     """register/list/delete/redeliver (Console), the organization webhooks API, and delivery."""
 
-    webhook_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    webhook_retry_delays: tuple[float, ...] = RETRY_DELAYS
     _http: httpx.AsyncClient | None = None
     _delivery_tasks: set[asyncio.Task[None]]
     _unsent: list[Delivery]

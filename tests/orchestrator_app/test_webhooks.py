@@ -142,3 +142,27 @@ def test_without_an_environment_key_a_valid_event_answers_503_naming_it(
         response = client.post("/webhook", content=body, headers=headers)
     assert response.status_code == 503
     assert "environment key not set" in response.json()["message"]
+
+
+def test_a_signed_body_that_is_json_but_not_an_event_is_rejected_with_400(
+    client: TestClient, sign: SignFn
+) -> None:
+    body, headers = sign("[1, 2, 3]")
+    assert client.post("/webhook", content=body, headers=headers).status_code == 400
+    assert accepted(client) == 0
+
+
+def test_no_secret_reaches_a_log_record(
+    offline_settings: Settings, sign: SignFn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    forge = make_signer(new_signing_secret())
+    with TestClient(create_app(offline_settings)) as client:
+        for body, headers in (sign(run_started("sesn_1")), forge(run_started("sesn_2"))):
+            client.post("/webhook", content=body, headers=headers)
+        client.get("/ready")
+    text = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    assert "run started" in text
+    for secret in offline_settings.secret_values():
+        assert secret not in text
+        assert secret.removeprefix("whsec_") not in text

@@ -41,18 +41,20 @@ class Services:
     dispatcher: Dispatcher
     # Why dispatch is off (missing settings); empty when the background tasks run.
     not_dispatching: list[str] = field(default_factory=list)
+    # Puts the Blaxel SDK's global configuration back as it was before the app started.
+    restore_blaxel: Callable[[], None] = lambda: None
 
 
 def build_services(settings: Settings) -> Services:
     """The shared clients, built from settings (no network I/O)."""
-    configure_blaxel(settings)
+    restore_blaxel = configure_blaxel(settings)
     key = settings.environment_key.get_secret_value() if settings.environment_key else ""
     # An explicit (possibly empty) bearer: the SDK then never falls back to ANTHROPIC_API_KEY.
     client = AsyncAnthropic(base_url=settings.anthropic_url, auth_token=key, timeout=30.0)
     sandboxes = WorkerSandboxes(settings)
     dispatcher = Dispatcher(settings, WorkQueue(client, settings.environment_id or ""), sandboxes)
     blocking = [p for p in settings.missing() if "signing secret" not in p]
-    return Services(settings, client, sandboxes, dispatcher, blocking)
+    return Services(settings, client, sandboxes, dispatcher, blocking, restore_blaxel)
 
 
 @contextlib.asynccontextmanager
@@ -86,6 +88,7 @@ async def _lifespan(
         await services.dispatcher.shutdown()
         await services.anthropic.close()
         await close_blaxel()
+        services.restore_blaxel()
         log.info("orchestrator stopped")
 
 

@@ -88,8 +88,20 @@ async def with_retries(
             await asyncio.sleep(delay)
 
 
-def configure_blaxel(settings: Settings) -> None:
-    """Point the SDK's process-wide client (control plane and sandbox APIs) at our workspace."""
+def configure_blaxel(settings: Settings) -> Callable[[], None]:
+    """Point the SDK's process-wide client (control plane and sandbox APIs) at our workspace.
+
+    Returns a function that puts the previous configuration back (the app calls it when it
+    stops, so an app started inside a test leaves the SDK as it found it).
+    """
+    previous = (blaxel_client._base_url, blaxel_client._auth, blaxel_settings.auth)
+
+    def restore() -> None:
+        base_url, client_auth, settings_auth = previous
+        blaxel_client.with_base_url(base_url)
+        blaxel_client.with_auth(client_auth)
+        blaxel_settings.auth = settings_auth
+
     workspace = settings.blaxel_workspace or ""
     api_key = settings.blaxel_api_key.get_secret_value() if settings.blaxel_api_key else ""
     auth = ApiKey(
@@ -99,6 +111,7 @@ def configure_blaxel(settings: Settings) -> None:
     blaxel_client.with_auth(auth)
     # Sandbox API clients take their headers from the SDK settings' auth.
     blaxel_settings.auth = auth
+    return restore
 
 
 async def close_blaxel() -> None:

@@ -31,3 +31,16 @@ def test_ready_reports_unreachable_apis(offline_settings: Settings) -> None:
     assert f"Anthropic API unreachable at {offline_settings.anthropic_url}" in problems
     assert f"Blaxel API unreachable at {offline_settings.blaxel_url}" in problems
     assert len(problems) == 2
+
+
+def test_the_app_leaves_the_blaxel_sdk_configuration_as_it_found_it(
+    offline_settings: Settings,
+) -> None:
+    from blaxel.core.client.client import client as blaxel_client
+    from blaxel.core.common.settings import settings as blaxel_settings
+
+    before = (blaxel_client._base_url, blaxel_settings.auth)
+    with TestClient(create_app(offline_settings)) as client:
+        assert blaxel_client._base_url == offline_settings.blaxel_url
+        client.get("/health")
+    assert (blaxel_client._base_url, blaxel_settings.auth) == before

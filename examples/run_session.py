@@ -21,6 +21,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import anthropic
 
+# A self-hosted worker posts its tool results as `user.tool_result` events.
+TOOL_RESULT_TYPES = ("user.tool_result", "agent.tool_result")
 PROMPT = "Please run `echo hello from the worker > hello.txt && cat hello.txt` in the shell."
 
 
@@ -54,7 +56,7 @@ def transcript_line(event: dict[str, Any]) -> str | None:
         return f"{kind:>18}: {text.strip()}"
     if kind == "agent.tool_use":
         return f"{kind:>18}: {event.get('name')} {json.dumps(event.get('input'))}"
-    if kind == "agent.tool_result":
+    if kind in TOOL_RESULT_TYPES:
         content = event.get("content") or []
         text = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
         return f"{kind:>18}: {text.strip()[:200]}"
@@ -93,7 +95,7 @@ def run(outputs: dict[str, Any], timeout_s: float) -> None:
         line = transcript_line(event)
         if line:
             print(line)
-    results = [e for e in events if e["type"] == "agent.tool_result"]
+    results = [e for e in events if e["type"] in TOOL_RESULT_TYPES]
     if not any(e["type"] == "agent.tool_use" for e in events) or not results:
         raise ExampleFailed("the agent's tool call was not executed")
     if any(e.get("is_error") for e in results):

@@ -32,7 +32,7 @@ DEFAULT_EMULATOR_PORT = int(os.environ.get("CMA_EMULATOR_PORT", "18765"))
 
 
 def log(message: str) -> None:
-    print(f"local-up: {message}", file=sys.stderr, flush=True)
+    print(f"local-stack: {message}", file=sys.stderr, flush=True)
 
 
 # --- the emulator as a background service -------------------------------------------------
@@ -76,7 +76,7 @@ def start_emulator(port: int) -> dict[str, Any]:
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line:
-        raise SystemExit(f"local-up: the emulator did not start; see {log_path}")
+        raise SystemExit(f"local-stack: the emulator did not start; see {log_path}")
     info: dict[str, Any] = json.loads(line)
     (STATE / "emulator.pid").write_text(str(process.pid))
     (STATE / "emulator.json").write_text(json.dumps(info, indent=2))

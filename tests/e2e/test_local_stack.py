@@ -86,7 +86,7 @@ def test_a_session_is_served_end_to_end_by_a_worker_sandbox_of_the_stack(e2e: En
         timeout=180,
     )
     assert "EXAMPLE: PASS" in done.stdout, done.stdout + done.stderr
-    assert "agent.tool_result" in done.stdout
+    assert "user.tool_result" in done.stdout
 
 
 def test_an_up_that_fails_midway_converges_on_the_next_up_without_duplicates(

@@ -91,9 +91,11 @@ class SessionOps(WorkOps, WebhookOps):
                 self._append_user_event(session, event)
             # Stored only now: a bad initial event leaves no half-made session behind.
             self.sessions[session.id] = session
+            self.publish_webhook_event("session.created", session.id)
             if environment.config["type"] == "self_hosted":
                 self.enqueue_work(session)
                 self.publish_webhook_event(RUN_STARTED, session.id)
+            self._publish_status_changes(session, 0)
             return session.to_api(self.clock.now())
 
     def session_environment(self, session_id: str) -> str:
@@ -161,9 +163,11 @@ class SessionOps(WorkOps, WebhookOps):
             session = self.get_session(session_id)
             if session.archived_at is None:
                 session.archived_at = self.clock.now()
+                mark = len(session.events)
                 if session.status != "terminated":
                     self._append(session, {"type": "session.status_terminated"})
                 self._end_work(session, force=False)
+                self._publish_status_changes(session, mark)
             return session.to_api(self.clock.now())
 
     def delete_session(self, session_id: str) -> dict[str, Any]:
@@ -172,9 +176,21 @@ class SessionOps(WorkOps, WebhookOps):
             self._append(session, {"type": "session.deleted"})
             self._end_work(session, force=True)
             session.deleted = True
+            self.publish_webhook_event("session.deleted", session_id)
             return {"id": session_id, "type": "session_deleted"}
 
     # -- events ------------------------------------------------------------------------
+
+    def _publish_status_changes(self, session: Session, mark: int) -> None:
+        """Webhooks for the idles and terminations among the events from `mark` on
+        (sent once the change is committed, never for a refused batch)."""
+        hooks = {
+            "session.status_idle": "session.status_idled",
+            "session.status_terminated": "session.status_terminated",
+        }
+        for event in session.events[mark:]:
+            if event["type"] in hooks:
+                self.publish_webhook_event(hooks[event["type"]], session.id)
 
     def _append(self, session: Session, fields: dict[str, Any]) -> dict[str, Any]:
         event = {"id": new_id("sevt"), **fields, "processed_at": iso(self.clock.now())}
@@ -258,6 +274,7 @@ class SessionOps(WorkOps, WebhookOps):
                 # A dormant session that gets a new message is queued again, as on the platform.
                 self.enqueue_work(session)
                 self.publish_webhook_event(RUN_STARTED, session.id)
+            self._publish_status_changes(session, mark)
             return {"data": stored}
 
     def list_events(

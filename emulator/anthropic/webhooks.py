@@ -27,11 +27,13 @@ from emulator.anthropic.state import BackendState
 log = logging.getLogger(__name__)
 
 RUN_STARTED = "session.status_run_started"
+# The session events this emulator sends (a workspace endpoint may subscribe to any).
 WORKSPACE_EVENTS = (
     RUN_STARTED,
     "session.created",
     "session.status_idled",
     "session.status_terminated",
+    "session.deleted",
 )
 # What the SDK's organization endpoint API lists, plus the session events a workspace
 # endpoint carries (so the stack's `api` webhook mode can be exercised end to end).

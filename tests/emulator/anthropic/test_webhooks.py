@@ -235,3 +235,31 @@ def test_deleting_an_endpoint_ends_its_retries(
     wait_until(lambda: delivery.given_up)
     assert not delivery.delivered
     assert len(delivery.attempts) < 5
+
+
+def test_an_endpoint_gets_every_session_event_it_subscribed_to(
+    client: anthropic.Anthropic, emulator: AnthropicServer
+) -> None:
+    events = [
+        "session.created",
+        RUN_STARTED,
+        "session.status_idled",
+        "session.status_terminated",
+        "session.deleted",
+    ]
+    response = emulator.console(
+        "POST", "/webhooks", json={"url": emulator.receiver_url("all"), "events": events}
+    )
+    secret = response.json()["secret"]
+    created = session(
+        client, self_hosted_environment(client).id, agent(client).id, message="say: hi"
+    )
+    client.beta.sessions.archive(created.id)
+    client.beta.sessions.delete(created.id)
+    receiver = emulator.receivers["all"]
+    wait_until(lambda: len(receiver.requests) == 5)
+    received: list[Any] = [
+        client.beta.webhooks.unwrap(b, headers=h, key=secret) for h, b in receiver.requests
+    ]
+    assert sorted(e.data.type for e in received) == sorted(events)
+    assert {e.data.id for e in received} == {created.id}

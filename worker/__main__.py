@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import asyncio
+import base64
 import json
 import logging
 import signal
@@ -33,7 +34,12 @@ log = logging.getLogger("worker")
 
 
 class _JsonLines(logging.Formatter):
-    """One JSON object a line; messages never include the work secret (it is never logged)."""
+    """One JSON object a line, with the work secret and what it carries replaced (a safety net:
+    neither this program nor the SDK logs them)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = sorted((s for s in secrets if len(s) >= 8), key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -43,7 +49,23 @@ class _JsonLines(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        line = json.dumps(entry, default=str)
+        for secret in self.secrets:
+            line = line.replace(secret, "[redacted]")
+        return line
+
+
+def secret_values(work_secret: str) -> list[str]:
+    """The work secret and every string inside its (base64 JSON) payload."""
+    values = [work_secret]
+    try:
+        padded = work_secret + "=" * (-len(work_secret) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, TypeError):
+        return values
+    if isinstance(payload, dict):
+        values += [v for v in payload.values() if isinstance(v, str)]
+    return values
 
 
 def missing_env(environ: dict[str, str] | os._Environ[str]) -> list[str]:
@@ -112,7 +134,7 @@ async def _run_until_signal(environ: dict[str, str] | os._Environ[str]) -> bool:
 
 def main() -> int:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonLines())
+    handler.setFormatter(_JsonLines(secret_values(os.environ.get("ANTHROPIC_WORK_SECRET", ""))))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     missing = missing_env(os.environ)
     if missing:

@@ -63,3 +63,17 @@ def test_worker_that_cannot_serve_exits_1_with_a_reason_and_without_its_secret(
     assert "serving failed" in result.stderr
     assert "sessions token" in result.stderr
     assert secret not in result.stderr + result.stdout
+
+
+def test_secret_values_include_the_tokens_inside_the_work_secret() -> None:
+    from worker.__main__ import secret_values
+
+    secret = (
+        base64.urlsafe_b64encode(
+            json.dumps({"sessions_token": "sk-ant-sst01-abcdefgh", "n": 1}).encode()
+        )
+        .decode()
+        .rstrip("=")
+    )
+    assert secret_values(secret) == [secret, "sk-ant-sst01-abcdefgh"]
+    assert secret_values("not base64 json!") == ["not base64 json!"]

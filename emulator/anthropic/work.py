@@ -160,7 +160,9 @@ class WorkOps(BackendState):
             if item.state in ("stopping", "stopped"):
                 return self._heartbeat_body(item, extended=False)
             stored = item.last_heartbeat or NO_HEARTBEAT
-            if item.state == "queued" or expected_last_heartbeat != stored:
+            # Without `expected_last_heartbeat` the update is unconditional (no optimistic check).
+            mismatch = expected_last_heartbeat is not None and expected_last_heartbeat != stored
+            if item.state == "queued" or mismatch:
                 raise PreconditionFailedError(
                     f"expected_last_heartbeat does not match the lease of work item {work_id}; "
                     "another worker may hold it",

@@ -2,6 +2,16 @@
 
 `AnthropicBackend` holds the state (`models.py`); `anthropic_routes(backend)` are served at
 the server root, `console_routes(backend)` under `/_console`.
+
+Credentials: the config's API key (`x-api-key` or `Authorization: Bearer`), environment keys
+minted by `POST /_console/environments/{id}/keys`, and each polled work item's sessions token.
+
+For tests, the backend shows its state: `environments`, `agents`, `sessions`, `work_items`,
+`webhook_endpoints`, `deliveries` / `deliveries_for(session_id)` (attempts, `delivered`,
+`forced`), `claims` / `workers_for(session_id)` (who polled a session's work),
+`live_work_for(session_id)`, `live_resources()`, `clock.advance(seconds)` (leases, webhook
+timestamps), `webhook_retry_delays`, `close_streams()`, `reset()`.
+The scripted agent's directives (`bash: …`, `write <path>: …`, `say: …`) are in `agent_script`.
 """
 
 from __future__ import annotations

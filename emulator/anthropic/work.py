@@ -131,6 +131,11 @@ class WorkOps(BackendState):
     def ack_work(self, environment_id: str, work_id: str) -> dict[str, Any]:
         with self._lock:
             item = self.get_work(environment_id, work_id)
+            if item.state in ("starting", "active"):
+                # A late ack from a poller whose claim was reclaimed: harmless, and a 4xx
+                # would make the SDK poller force-stop work another worker now serves.
+                # Who really holds the lease is settled by the first heartbeat.
+                return item.to_api()
             if not item.pending:
                 raise ConflictError(
                     f"Work item {work_id} is {item.state} and cannot be acknowledged"

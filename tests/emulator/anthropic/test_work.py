@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import anthropic
 import pytest
@@ -25,10 +26,20 @@ from tests.emulator.anthropic.helpers import (
 )
 
 BearerClient = Callable[[str], anthropic.Anthropic]
+Queue = tuple[str, anthropic.Anthropic, str]
+
+
+def claim(work: Any, environment_id: str, **kwargs: Any) -> BetaSelfHostedWork:
+    """Poll for an item that must be there."""
+    item: BetaSelfHostedWork | None = work.poll(environment_id, block_ms=10, **kwargs)
+    assert item is not None
+    return item
 
 
 @pytest.fixture
-def queue(client: anthropic.Anthropic, emulator: AnthropicServer, bearer_client: BearerClient):
+def queue(
+    client: anthropic.Anthropic, emulator: AnthropicServer, bearer_client: BearerClient
+) -> Queue:
     """(environment id, environment-key client, session id) with one queued work item."""
     environment = self_hosted_environment(client)
     worker = bearer_client(emulator.environment_key(environment.id))
@@ -46,14 +57,14 @@ def test_an_empty_queue_answers_null(
     assert raw.parse() is None
 
 
-def test_block_ms_outside_1_to_999_is_refused(queue) -> None:
+def test_block_ms_outside_1_to_999_is_refused(queue: Queue) -> None:
     environment_id, worker, _ = queue
     with pytest.raises(anthropic.BadRequestError) as caught:
         worker.beta.environments.work.poll(environment_id, block_ms=1000)
     assert caught.value.api_message == "block_ms: must be between 1 and 999, got 1000"
 
 
-def test_poll_hands_out_the_session_with_a_secret(queue) -> None:
+def test_poll_hands_out_the_session_with_a_secret(queue: Queue) -> None:
     environment_id, worker, session_id = queue
     item = worker.beta.environments.work.poll(
         environment_id, block_ms=10, anthropic_worker_id="w-1"
@@ -67,10 +78,10 @@ def test_poll_hands_out_the_session_with_a_secret(queue) -> None:
     assert (stats.depth, stats.pending, stats.workers_polling) == (0, 1, 1)
 
 
-def test_the_lease_follows_ack_and_heartbeats(queue) -> None:
+def test_the_lease_follows_ack_and_heartbeats(queue: Queue) -> None:
     environment_id, worker, _ = queue
     work = worker.beta.environments.work
-    item = work.poll(environment_id, block_ms=10)
+    item = claim(work, environment_id)
     assert work.ack(item.id, environment_id=environment_id).state == "starting"
     first = work.heartbeat(
         item.id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT"
@@ -83,10 +94,10 @@ def test_the_lease_follows_ack_and_heartbeats(queue) -> None:
     assert second.last_heartbeat > first.last_heartbeat
 
 
-def test_a_heartbeat_with_a_stale_value_has_lost_the_lease(queue) -> None:
+def test_a_heartbeat_with_a_stale_value_has_lost_the_lease(queue: Queue) -> None:
     environment_id, worker, _ = queue
     work = worker.beta.environments.work
-    item = work.poll(environment_id, block_ms=10)
+    item = claim(work, environment_id)
     work.ack(item.id, environment_id=environment_id)
     beat = work.heartbeat(
         item.id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT"
@@ -103,10 +114,10 @@ def test_a_heartbeat_with_a_stale_value_has_lost_the_lease(queue) -> None:
     assert caught.value.details.current_state.last_heartbeat == beat.last_heartbeat
 
 
-def test_stopping_twice_is_a_conflict(queue) -> None:
+def test_stopping_twice_is_a_conflict(queue: Queue) -> None:
     environment_id, worker, _ = queue
     work = worker.beta.environments.work
-    item = work.poll(environment_id, block_ms=10)
+    item = claim(work, environment_id)
     work.ack(item.id, environment_id=environment_id)
     assert work.stop(item.id, environment_id=environment_id, force=True).state == "stopped"
     with pytest.raises(anthropic.ConflictError) as caught:
@@ -117,10 +128,10 @@ def test_stopping_twice_is_a_conflict(queue) -> None:
     assert caught.value.response.headers["x-should-retry"] == "false"
 
 
-def test_a_graceful_stop_reaches_the_worker_through_its_heartbeat(queue) -> None:
+def test_a_graceful_stop_reaches_the_worker_through_its_heartbeat(queue: Queue) -> None:
     environment_id, worker, _ = queue
     work = worker.beta.environments.work
-    item = work.poll(environment_id, block_ms=10)
+    item = claim(work, environment_id)
     work.ack(item.id, environment_id=environment_id)
     beat = work.heartbeat(
         item.id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT"
@@ -133,11 +144,11 @@ def test_a_graceful_stop_reaches_the_worker_through_its_heartbeat(queue) -> None
 
 
 def test_an_unacknowledged_item_is_reclaimed_by_another_worker(
-    queue, emulator: AnthropicServer
+    queue: Queue, emulator: AnthropicServer
 ) -> None:
     environment_id, worker, session_id = queue
     work = worker.beta.environments.work
-    first = work.poll(environment_id, block_ms=10, anthropic_worker_id="w-dead")
+    first = claim(work, environment_id, anthropic_worker_id="w-dead")
     assert work.poll(environment_id, block_ms=1, anthropic_worker_id="w-2") is None
     again = work.poll(
         environment_id, block_ms=1, reclaim_older_than_ms=0, anthropic_worker_id="w-2"
@@ -146,10 +157,10 @@ def test_an_unacknowledged_item_is_reclaimed_by_another_worker(
     assert emulator.backend.workers_for(session_id) == ["w-dead", "w-2"]
 
 
-def test_an_expired_lease_goes_back_to_the_queue(queue, emulator: AnthropicServer) -> None:
+def test_an_expired_lease_goes_back_to_the_queue(queue: Queue, emulator: AnthropicServer) -> None:
     environment_id, worker, _ = queue
     work = worker.beta.environments.work
-    item = work.poll(environment_id, block_ms=10)
+    item = claim(work, environment_id)
     work.ack(item.id, environment_id=environment_id)
     beat = work.heartbeat(
         item.id,
@@ -167,7 +178,7 @@ def test_an_expired_lease_goes_back_to_the_queue(queue, emulator: AnthropicServe
 
 
 def test_list_takes_the_environment_key_and_refuses_the_api_key(
-    queue, client: anthropic.Anthropic
+    queue: Queue, client: anthropic.Anthropic
 ) -> None:
     environment_id, worker, session_id = queue
     assert [w.data.id for w in worker.beta.environments.work.list(environment_id)] == [session_id]
@@ -178,7 +189,9 @@ def test_list_takes_the_environment_key_and_refuses_the_api_key(
     )
 
 
-def test_an_environment_key_opens_no_other_environment(queue, client: anthropic.Anthropic) -> None:
+def test_an_environment_key_opens_no_other_environment(
+    queue: Queue, client: anthropic.Anthropic
+) -> None:
     _, worker, _ = queue
     other = self_hosted_environment(client, "other")
     with pytest.raises(anthropic.PermissionDeniedError) as caught:
@@ -189,10 +202,10 @@ def test_an_environment_key_opens_no_other_environment(queue, client: anthropic.
 
 
 def test_the_sessions_token_serves_its_item_and_session_only(
-    queue, client: anthropic.Anthropic, bearer_client: BearerClient
+    queue: Queue, client: anthropic.Anthropic, bearer_client: BearerClient
 ) -> None:
     environment_id, worker, session_id = queue
-    item = worker.beta.environments.work.poll(environment_id, block_ms=10)
+    item = claim(worker.beta.environments.work, environment_id)
     worker.beta.environments.work.ack(item.id, environment_id=environment_id)
     scoped = bearer_client(sessions_token(item.secret or ""))
     beat = scoped.beta.environments.work.heartbeat(
@@ -234,10 +247,10 @@ def test_a_long_poll_wakes_up_when_work_arrives(
 
 
 def test_the_api_key_reads_and_tags_work_but_never_sees_its_secret(
-    queue, client: anthropic.Anthropic
+    queue: Queue, client: anthropic.Anthropic
 ) -> None:
     environment_id, worker, _ = queue
-    item = worker.beta.environments.work.poll(environment_id, block_ms=10)
+    item = claim(worker.beta.environments.work, environment_id)
     fetched = client.beta.environments.work.retrieve(item.id, environment_id=environment_id)
     assert (fetched.id, fetched.secret) == (item.id, None)
     tagged = client.beta.environments.work.update(
@@ -252,7 +265,7 @@ def test_the_api_key_reads_and_tags_work_but_never_sees_its_secret(
     )
 
 
-def test_an_unknown_work_item_is_not_found(queue) -> None:
+def test_an_unknown_work_item_is_not_found(queue: Queue) -> None:
     environment_id, worker, _ = queue
     with pytest.raises(anthropic.NotFoundError) as caught:
         worker.beta.environments.work.ack("work_missing", environment_id=environment_id)
@@ -260,3 +273,24 @@ def test_an_unknown_work_item_is_not_found(queue) -> None:
         caught.value.api_message
         == f"Work item work_missing not found in environment {environment_id}"
     )
+
+
+def test_a_late_ack_of_reclaimed_work_is_harmless_and_the_first_heartbeat_wins(
+    queue: Queue, bearer_client: BearerClient
+) -> None:
+    environment_id, worker, _ = queue
+    work = worker.beta.environments.work
+    slow = claim(work, environment_id, anthropic_worker_id="slow")
+    fast = work.poll(
+        environment_id, block_ms=1, reclaim_older_than_ms=0, anthropic_worker_id="fast"
+    )
+    assert slow is not None and fast is not None and slow.id == fast.id
+    work.ack(fast.id, environment_id=environment_id)
+    assert work.ack(slow.id, environment_id=environment_id).state == "starting"
+    winner = bearer_client(sessions_token(fast.secret or "")).beta.environments.work
+    loser = bearer_client(sessions_token(slow.secret or "")).beta.environments.work
+    winner.heartbeat(fast.id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT")
+    with pytest.raises(BetaHeartbeatPreconditionFailedError):
+        loser.heartbeat(
+            slow.id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT"
+        )

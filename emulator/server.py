@@ -19,7 +19,9 @@ LOOPBACK = "127.0.0.1"
 
 def bind_loopback(port: int = 0) -> socket.socket:
     """A listening socket on 127.0.0.1 (port 0: any free port); never another interface."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only then; without it every keep-alive
+    # response waits ~40 ms on a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((LOOPBACK, port))
     sock.listen(512)
@@ -45,7 +47,11 @@ class EmulatorServer:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self.emulator = Emulator(self.config)
         uv_config = uvicorn.Config(
-            create_app(self.emulator), log_level="warning", lifespan="on", access_log=False
+            create_app(self.emulator),
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=2,  # open event streams would otherwise hold shutdown
         )
         self._server = uvicorn.Server(uv_config)
         self._thread = threading.Thread(
@@ -62,6 +68,7 @@ class EmulatorServer:
         return self
 
     def stop(self) -> None:
+        self.emulator.anthropic.close_streams()
         self._server.should_exit = True
         self._thread.join(timeout=15)
         self._sock.close()

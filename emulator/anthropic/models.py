@@ -73,12 +73,6 @@ class AnthropicBackend(EnvironmentOps, AgentOps, SessionOps):
             self.streams_closed = False
         self.notify()
 
-    @property
-    def state(self) -> AnthropicBackend:
-        """The records (`environments`, `agents`, `sessions`, `work_items`, ...), which the
-        backend holds itself; `backend.state.environments` reads like `backend.environments`."""
-        return self
-
     def live_resources(self) -> dict[str, list[str]]:
         """Ids of everything that still exists (leak checks)."""
         with self._lock:

@@ -24,4 +24,4 @@ def test_the_full_emulator_serves_the_api_and_the_console() -> None:
             worker = client.with_options(api_key=None, auth_token=key.json()["key"])
             assert worker.beta.environments.work.poll(environment.id) is None
         assert server.emulator.anthropic.live_resources()["environments"] == [environment.id]
-        assert list(server.emulator.anthropic.state.environments) == [environment.id]
+        assert list(server.emulator.anthropic.environments) == [environment.id]

@@ -221,8 +221,15 @@ class WorkerSandboxes:
     async def start_worker(self, sandbox_name: str, request: dict[str, Any]) -> None:
         """Start the worker process; raises BlaxelError when it cannot be started."""
 
+        attempts = 0
+
         async def once() -> None:
+            nonlocal attempts
+            attempts += 1
             async with _sandbox(sandbox_name) as instance:
+                if attempts > 1 and await self._already_started(instance, request["name"]):
+                    # The last attempt started it and only its answer was lost: no second worker.
+                    return
                 started = await instance.process.exec(request)
             if started.status == "failed":
                 raise BlaxelError(
@@ -231,6 +238,16 @@ class WorkerSandboxes:
                 )
 
         await self._retry(once, f"start worker in {sandbox_name}")
+
+    @staticmethod
+    async def _already_started(instance: SandboxInstance, process_name: str) -> bool:
+        try:
+            process = await instance.process.get(process_name)
+        except Exception as exc:
+            if as_blaxel_error(exc, "get process").status == 404:
+                return False
+            raise
+        return str(process.status) == "running"
 
     async def process_state(self, sandbox_name: str, process_name: str) -> ProcessState:
         """The worker process's status; 'missing' when it or its sandbox is gone."""

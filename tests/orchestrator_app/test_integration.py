@@ -239,13 +239,19 @@ def add_fault(stack: Stack, method: str, path_pattern: str, status: int, times: 
 def test_transient_blaxel_errors_are_retried(stack: Stack) -> None:
     orchestrator = stack.orchestrator()
     add_fault(stack, "POST", r"/blaxel/v0/sandboxes$", 503, times=2)
+    add_fault(stack, "POST", r"/process$", 503, times=1)
     session_id = stack.create_session()
     stack.say(session_id, "bash: echo despite errors")
     assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == [
         "despite errors"
     ]
     assert len(stack.worker_starts(session_id)) == 1
-    assert any(e["msg"] == "transient Blaxel error, retrying" for e in orchestrator.log_entries())
+    retried = [
+        e["action"]
+        for e in orchestrator.log_entries()
+        if e["msg"] == "transient Blaxel error, retrying"
+    ]
+    assert [a.split(" ")[0] for a in retried] == ["create", "create", "start"]
 
 
 def test_work_is_not_claimed_while_its_sandbox_cannot_be_made_ready(stack: Stack) -> None:

@@ -1,0 +1,101 @@
+"""`python -m bench`: every benchmark against the emulator on loopback; a table and JSON.
+
+Figures are ratios and counts measured side by side in one run (the machines are noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# The suite's guard: any connection to a non-loopback address raises, telemetry is off.
+import tests.conftest  # noqa: F401
+from bench import dispatch, pulumi_side, webhooks
+from bench.stats import Row, as_json, render_table
+from emulator.server import EmulatorServer
+from tests.orchestrator_app.emulated import push_worker_image
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+# The largest burst that finishes in about a minute on 2 cores (each worker is a real process).
+DEFAULT_SESSIONS = 50
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=DEFAULT_SESSIONS,
+        help="sessions created at once for the burst (default %(default)s)",
+    )
+    parser.add_argument("--rate", type=float, default=200.0, help="webhook requests per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="webhook load duration")
+    parser.add_argument("--previews", type=int, default=3, help="timed previews of each program")
+    parser.add_argument(
+        "--only",
+        choices=("dispatch", "webhooks", "pulumi"),
+        action="append",
+        help="run only these benchmarks (repeatable)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    return parser.parse_args(argv)
+
+
+def orchestrator_benchmarks(args: argparse.Namespace, tmp: Path, wanted: set[str]) -> list[Row]:
+    """Dispatch and webhook load share one emulator and one pushed worker image."""
+    rows: list[Row] = []
+    with EmulatorServer(data_dir=tmp / "emulator") as server:
+        image = push_worker_image(server)
+        if "dispatch" in wanted:
+            rows += dispatch.run(server, image, tmp, sorted({1, args.sessions}))
+        if "webhooks" in wanted:
+            rows += webhooks.run(server, image, tmp, args.rate, args.seconds)
+    return rows
+
+
+def timed(name: str, run: Callable[[], list[Row]]) -> list[Row]:
+    print(f"bench: {name}…", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    rows = run()
+    print(f"bench: {name} took {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    wanted = set(args.only or ("dispatch", "webhooks", "pulumi"))
+    logging.basicConfig(level=logging.WARNING)
+    os.environ["DO_NOT_TRACK"] = "1"
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="cma-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        if wanted & {"dispatch", "webhooks"}:
+            rows += timed("orchestrator", lambda: orchestrator_benchmarks(args, tmp / "o", wanted))
+        if "pulumi" in wanted:
+            rows += timed("pulumi", lambda: pulumi_side.run(tmp / "p", args.previews))
+    meta = {
+        "command": "python -m bench " + " ".join(argv),
+        "sessions": args.sessions,
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    print(render_table(rows))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(as_json(rows, meta), indent=2) + "\n")
+    print(f"\nwritten to {args.out}")
+    return 0 if all(r.ok is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

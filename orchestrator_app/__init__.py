@@ -2,9 +2,10 @@
 
 Modules: `settings` (environment, prefix ORCH_), `webhooks` (verify, record, 200), `dispatch`
 (warm a worker sandbox, then claim the work, then start the worker), `recovery` (a periodic
-drain for webhooks that never arrived), `workers` (worker sandbox names, specs and lifecycle),
-`health` (`/health`, `/ready`), `logging` (one JSON object a line, secrets redacted), `app`
-(routes, lifespan, error mapping), `image` (the orchestrator image, for the Pulumi provider).
+drain for webhooks that never arrived), `workers` (worker sandbox names and specs, pure),
+`sandboxes` (their lifecycle through the Blaxel SDK, retries), `health` (`/health`, `/ready`),
+`logging` (one JSON object a line, secrets redacted), `app` (routes, lifespan, error mapping),
+`image` (the orchestrator image, for the Pulumi provider).
 
 Exceptions (all in `orchestrator_app.errors`):
 

@@ -104,7 +104,7 @@ class WorkerRecord:
 
 @dataclass
 class DispatchStats:
-    """Counters the tests and the logs read."""
+    """Counters, for tests and debugging."""
 
     drains: int = 0
     accepted: int = 0

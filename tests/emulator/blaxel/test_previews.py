@@ -43,7 +43,7 @@ async def _serving_sandbox(name: str) -> SandboxInstance:
 
 
 async def _get_when_up(http: httpx.AsyncClient, url: str) -> httpx.Response:
-    for _ in range(100):  # the server process needs a moment to bind its port
+    for _ in range(400):  # the server process needs a moment to bind its port
         response = await http.get(url)
         if response.status_code != 502:
             return response

@@ -58,8 +58,8 @@ async def test_stop_and_kill_end_the_whole_process_group(backend: BlaxelBackend)
 
     await sandbox.process.stop("tree")
     await sandbox.process.kill("hard")
-    stopped = await sandbox.process.wait("tree", max_wait=5000, interval=50)
-    killed = await sandbox.process.wait("hard", max_wait=5000, interval=50)
+    stopped = await sandbox.process.wait("tree", max_wait=20000, interval=50)
+    killed = await sandbox.process.wait("hard", max_wait=20000, interval=50)
 
     assert stopped.status == "stopped"
     assert killed.status == "killed"

@@ -47,9 +47,17 @@ def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "false").lower() == "true"
 
 
-def _page(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """The cursor-paginated listing (API version 2026-04-28 and later): one page holds all."""
-    return {"data": items, "meta": {"hasMore": False, "nextCursor": "", "total": len(items)}}
+def _page(items: list[dict[str, Any]], request: Request | None = None) -> dict[str, Any]:
+    """The cursor-paginated listing (API version 2026-04-28 and later); the cursor is an offset."""
+    try:
+        start = int(request.query_params.get("cursor") or 0) if request else 0
+        limit = int(request.query_params.get("limit") or 50) if request else len(items) or 1
+    except ValueError as exc:
+        raise BadRequest(f"invalid cursor or limit: {exc}") from exc
+    end = start + max(1, limit)
+    more = end < len(items)
+    meta = {"hasMore": more, "nextCursor": str(end) if more else "", "total": len(items)}
+    return {"data": items[start:end], "meta": meta}
 
 
 def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
@@ -83,7 +91,8 @@ def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
             return action_error(error, backend.workspace, name)
 
     async def list_sandboxes(request: Request) -> Response:
-        return JSONResponse(_page([backend.sandbox_view(s) for s in backend.list_sandboxes()]))
+        views = [backend.sandbox_view(s) for s in backend.list_sandboxes()]
+        return JSONResponse(_page(views, request))
 
     async def get_sandbox(request: Request) -> Response:
         return sandbox_response(backend.get_sandbox(request.path_params["name"]))
@@ -128,7 +137,8 @@ def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
         return JSONResponse(volume.to_dict(backend.workspace))
 
     async def list_volumes(request: Request) -> Response:
-        return JSONResponse(_page([v.to_dict(backend.workspace) for v in backend.list_volumes()]))
+        views = [v.to_dict(backend.workspace) for v in backend.list_volumes()]
+        return JSONResponse(_page(views, request))
 
     async def get_volume(request: Request) -> Response:
         return JSONResponse(
@@ -149,13 +159,13 @@ def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
     async def list_images(request: Request) -> Response:
         names = sorted({image.name for image in backend.images.pushed()})
         views = [image_view(backend.images.tags(n), backend.workspace, False) for n in names]
-        return JSONResponse(_page(views))
+        return JSONResponse(_page(views, request))
 
     async def get_image(request: Request) -> Response:
         return JSONResponse(image_view(image_tags(request), backend.workspace, False))
 
     async def list_image_tags(request: Request) -> Response:
-        return JSONResponse(_page([tag_view(t) for t in image_tags(request)]))
+        return JSONResponse(_page([tag_view(t) for t in image_tags(request)], request))
 
     async def delete_image(request: Request) -> Response:
         image_tags(request)

@@ -216,3 +216,15 @@ async def test_plain_authorization_bearer_is_accepted(backend: BlaxelBackend) ->
     )
 
     assert [s.metadata.name for s in page.data] == ["seen"]
+
+
+async def test_list_pages_follow_the_cursor(backend: BlaxelBackend) -> None:
+    for name in ("pg-a", "pg-b", "pg-c"):
+        await SandboxInstance.create({"name": name})
+
+    first = await SandboxInstance.list(limit=2)
+    names = [s.metadata.name async for s in first.auto_paging_iter()]
+
+    assert [s.metadata.name for s in first.data] == ["pg-a", "pg-b"]
+    assert first.has_more
+    assert names == ["pg-a", "pg-b", "pg-c"]

@@ -71,8 +71,11 @@ class BlaxelBackend:
         self._spawn(self._sweep_forever())
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        """Stop the sweeper and pending builds, and kill every sandbox process."""
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._kill_everything()
         if self.http is not None:
             await self.http.aclose()

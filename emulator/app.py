@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.anthropic import AnthropicBackend, anthropic_routes, console_routes
 from emulator.blaxel import BlaxelBackend, blaxel_routes
+from emulator.blaxel.exceptions import fault_body as blaxel_fault_body
 from emulator.config import BLAXEL_PREFIX, CONSOLE_PREFIX, CONTROL_PREFIX, EmulatorConfig
 from emulator.faults import FaultInjector, FaultRule
 
@@ -51,8 +52,17 @@ class FaultMiddleware:
             return
         if rule.delay_s:
             await asyncio.sleep(rule.delay_s)
-        body = {"type": "error", "error": {"type": "api_error", "message": "injected fault"}}
-        await JSONResponse(body, status_code=rule.status)(scope, receive, send)
+        # As the platform does: a 4xx says "don't retry" (the Anthropic SDK would retry a 409).
+        headers = {"x-should-retry": "false"} if rule.status < 500 else {}
+        response = JSONResponse(fault_body(path, rule.status), rule.status, headers=headers)
+        await response(scope, receive, send)
+
+
+def fault_body(path: str, status: int) -> dict[str, object]:
+    """An injected failure in the error shape of the platform that owns `path`."""
+    if path.startswith(BLAXEL_PREFIX):
+        return blaxel_fault_body(status)
+    return {"type": "error", "error": {"type": "api_error", "message": "injected fault"}}
 
 
 def _control_routes(emulator: Emulator) -> list[Route]:
@@ -71,10 +81,18 @@ def _control_routes(emulator: Emulator) -> list[Route]:
     async def fault_stats(request: Request) -> Response:
         return JSONResponse({"injected": emulator.faults.injected})
 
+    async def advance_clock(request: Request) -> Response:
+        """Move both platforms' clocks forward (TTLs, leases), e.g. {"seconds": 3600}."""
+        seconds = float((await request.json())["seconds"])
+        emulator.anthropic.clock.advance(seconds)
+        emulator.blaxel.advance_clock(seconds)
+        return JSONResponse({"advanced": seconds})
+
     return [
         Route("/reset", reset, methods=["POST"]),
         Route("/faults", add_fault, methods=["POST"]),
         Route("/faults", fault_stats, methods=["GET"]),
+        Route("/clock", advance_clock, methods=["POST"]),
     ]
 
 

@@ -22,12 +22,12 @@ def test_an_injected_anthropic_fault_reaches_the_sdk_as_that_status(server: Emul
     server.emulator.faults.add(
         FaultRule(method="GET", path_pattern=r"/v1/environments$", status=409)
     )
-    client = anthropic.Anthropic(
+    with anthropic.Anthropic(
         api_key=server.config.anthropic_api_key, base_url=server.config.anthropic_base_url
-    )
-    with pytest.raises(anthropic.ConflictError, match="injected fault"):
-        client.beta.environments.list()
-    assert list(client.beta.environments.list()) == []  # only once
+    ) as client:
+        with pytest.raises(anthropic.ConflictError, match="injected fault"):
+            client.beta.environments.list()
+        assert list(client.beta.environments.list()) == []  # only once
 
 
 def test_an_injected_blaxel_fault_has_blaxels_error_shape(server: EmulatorServer) -> None:

@@ -19,6 +19,7 @@ NAMESPACES = ("cma", "blaxel")
 SANDBOX_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,47}[a-z0-9])?")
 REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 DURATION = re.compile(r"\d+[smhdw]")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Environment variables a credential may come from when its key is not set.
 ENV_FALLBACKS = {
     "cma:anthropicApiKey": "ANTHROPIC_API_KEY",
@@ -98,6 +99,14 @@ class StackConfig(BaseModel):
     worker_region: str | None = Field(None, alias="blaxel:workerRegion")
     worker_max_age: str = Field("24h", alias="blaxel:workerMaxAge")
     worker_idle_delete_seconds: int = Field(600, alias="blaxel:workerIdleDeleteSeconds", ge=0)
+    # Worker features: a secret the sandbox network proxy injects toward some hosts, so the
+    # worker never holds it; a persistent volume per session.
+    worker_proxy_secret: SecretStr | None = Field(None, alias="blaxel:workerProxySecret")
+    worker_proxy_destinations: str | None = Field(None, alias="blaxel:workerProxyDestinations")
+    worker_proxy_header: str | None = Field(None, alias="blaxel:workerProxyHeader")
+    worker_proxy_header_format: str | None = Field(None, alias="blaxel:workerProxyHeaderFormat")
+    worker_volume_size_mb: int = Field(0, alias="blaxel:workerVolumeSizeMb", ge=0)
+    worker_volume_mount_path: str | None = Field(None, alias="blaxel:workerVolumeMountPath")
 
     _urls = pydantic.field_validator("anthropic_base_url", "blaxel_base_url")(_url)
     _names = pydantic.field_validator(
@@ -120,9 +129,41 @@ class StackConfig(BaseModel):
     @pydantic.field_validator("worker_max_age")
     @classmethod
     def _duration(cls, value: str) -> str:
-        if not DURATION.fullmatch(value):
+        match = DURATION.fullmatch(value)
+        if not match:
             raise ValueError(f"must be a duration like '30m', '24h' or '7d', got {value!r}")
+        if int(value[:-1]) * UNIT_SECONDS[value[-1]] < 300:
+            raise ValueError(f"must be at least 5m (Blaxel's minimum max age), got {value!r}")
         return value
+
+    @pydantic.field_validator("worker_proxy_header_format")
+    @classmethod
+    def _has_secret_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and "{secret}" not in value:
+            raise ValueError(f"must contain '{{secret}}', e.g. 'Bearer {{secret}}', got {value!r}")
+        return value
+
+    @pydantic.field_validator("worker_volume_mount_path")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"must be an absolute path, got {value!r}")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _proxy_secret_needs_destinations(self) -> StackConfig:
+        if self.worker_proxy_secret is not None and not self.proxy_destinations:
+            raise ValueError(
+                "blaxel:workerProxyDestinations: required with blaxel:workerProxySecret "
+                "(comma-separated hosts the secret may be sent to)"
+            )
+        return self
+
+    @property
+    def proxy_destinations(self) -> list[str]:
+        """blaxel:workerProxyDestinations as a list of hosts."""
+        raw = self.worker_proxy_destinations or ""
+        return [host.strip() for host in raw.split(",") if host.strip()]
 
     @pydantic.model_validator(mode="after")
     def _secret_only_in_console_mode(self) -> StackConfig:

@@ -8,6 +8,7 @@ sandbox and its URL exist first, the webhook is registered on the URL, the serve
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -29,6 +30,11 @@ class WorkerSettings:
     idle_delete_seconds: int = 600
     recovery_poll_seconds: int = 15
     max_concurrent_starts: int = 8
+    proxy_destinations: list[str] = field(default_factory=list)
+    proxy_header: str | None = None
+    proxy_header_format: str | None = None
+    volume_size_mb: int = 0
+    volume_mount_path: str | None = None
 
 
 @dataclass
@@ -43,6 +49,7 @@ class OrchestratorArgs:
     environment_id: pulumi.Input[str]
     worker_image: pulumi.Input[str]
     environment_key: pulumi.Input[str]  # secret; "" until set
+    worker_proxy_secret: pulumi.Input[str] = ""  # secret; optional
     webhook_mode: Literal["console", "api"] = "console"
     webhook_signing_secret: pulumi.Input[str] = ""  # secret; console mode only
     region: str | None = None
@@ -78,18 +85,32 @@ def server_settings(
     region = w.region or args.region
     if region:
         settings["ORCH_WORKER_REGION"] = region
+    optional = {
+        # pydantic-settings reads list settings as JSON.
+        "ORCH_WORKER_PROXY_DESTINATIONS": json.dumps(w.proxy_destinations)
+        if w.proxy_destinations
+        else None,
+        "ORCH_WORKER_PROXY_HEADER": w.proxy_header,
+        "ORCH_WORKER_PROXY_HEADER_FORMAT": w.proxy_header_format,
+        "ORCH_WORKER_VOLUME_SIZE_MB": str(w.volume_size_mb) if w.volume_size_mb else None,
+        "ORCH_WORKER_VOLUME_MOUNT_PATH": w.volume_mount_path,
+    }
+    settings.update({k: v for k, v in optional.items() if v})
     return settings
 
 
 def server_secrets(
-    environment_key: str, signing_secret: str, blaxel_api_key: str
+    environment_key: str, signing_secret: str, blaxel_api_key: str, proxy_secret: str = ""
 ) -> dict[str, str]:
     """The orchestrator's secret ORCH_* environment; unset ones are empty (pure)."""
-    return {
+    secrets = {
         "ORCH_ENVIRONMENT_KEY": environment_key or "",
         "ORCH_WEBHOOK_SIGNING_SECRET": signing_secret or "",
         "ORCH_BLAXEL_API_KEY": blaxel_api_key or "",
     }
+    if proxy_secret:
+        secrets["ORCH_WORKER_PROXY_SECRET"] = proxy_secret
+    return secrets
 
 
 class Orchestrator(pulumi.ComponentResource):
@@ -137,7 +158,10 @@ class Orchestrator(pulumi.ComponentResource):
             lambda v: server_settings(args, str(v[0]), str(v[1]))
         )
         secret_values: pulumi.Output[dict[str, str]] = pulumi.Output.all(
-            args.environment_key, self.webhook.signing_secret, args.blaxel.api_key
+            args.environment_key,
+            self.webhook.signing_secret,
+            args.blaxel.api_key,
+            args.worker_proxy_secret,
         ).apply(lambda v: server_secrets(*(str(x or "") for x in v)))
         secrets = pulumi.Output.secret(cast(Any, secret_values))
         self.server = OrchestratorServer(

@@ -96,9 +96,9 @@ def _run(values: dict[str, str]) -> dict[str, Any]:
     resolved = pulumi.Output.all(*[stack.outputs[k] for k in keys]).apply(
         lambda vals: dict(zip(keys, vals, strict=True))
     )
-    future: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
-    resolved.apply(future.set_result)
-    return asyncio.get_event_loop().run_until_complete(future)  # type: ignore[no-any-return]
+    # Awaiting the Output itself (not a callback) makes an exception raised in any apply fail
+    # the test instead of leaving it waiting forever.
+    return asyncio.get_event_loop().run_until_complete(resolved.future())  # type: ignore[no-any-return]
 
 
 def test_every_resource_has_its_component_as_parent(registrations: dict[str, Registration]) -> None:

@@ -144,3 +144,33 @@ def test_import_ids_must_look_like_ids() -> None:
         {"cma:importEnvironmentId": "env_01abc", "cma:importAgentId": "agent_01x"}, ENV
     )
     assert config.import_environment_id == "env_01abc"
+
+
+def test_worker_max_age_below_blaxels_minimum_is_refused() -> None:
+    [problem] = problems_for({"blaxel:workerMaxAge": "60s"})
+    assert problem.startswith("blaxel:workerMaxAge: must be at least 5m")
+
+
+def test_proxy_secret_needs_destinations() -> None:
+    [problem] = problems_for({"blaxel:workerProxySecret": "s3cret"})
+    assert problem.startswith(
+        "blaxel:workerProxyDestinations: required with blaxel:workerProxySecret"
+    )
+    assert "s3cret" not in problem
+
+
+def test_proxy_destinations_are_comma_separated_hosts() -> None:
+    config = load_stack_config(
+        {"blaxel:workerProxySecret": "s", "blaxel:workerProxyDestinations": "api.a.com, b.io,"}, ENV
+    )
+    assert config.proxy_destinations == ["api.a.com", "b.io"]
+
+
+def test_proxy_header_format_must_hold_the_secret_placeholder() -> None:
+    [problem] = problems_for({"blaxel:workerProxyHeaderFormat": "Bearer x"})
+    assert problem.startswith("blaxel:workerProxyHeaderFormat: must contain '{secret}'")
+
+
+def test_volume_mount_path_must_be_absolute() -> None:
+    [problem] = problems_for({"blaxel:workerVolumeMountPath": "data"})
+    assert problem.startswith("blaxel:workerVolumeMountPath: must be an absolute path")

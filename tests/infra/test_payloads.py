@@ -185,3 +185,18 @@ def test_spec_digest_follows_the_sandbox_payload() -> None:
 
     assert spec_digest(SANDBOX) == spec_digest(dict(SANDBOX))
     assert spec_digest(SANDBOX) != spec_digest({**SANDBOX, "memory_mb": 1024})
+
+
+def test_worker_features_become_settings_only_when_set() -> None:
+    plain = server_settings(_orchestrator_args(), "env_1", "img")
+    assert not any(k.startswith(("ORCH_WORKER_PROXY", "ORCH_WORKER_VOLUME")) for k in plain)
+    featured = server_settings(
+        _orchestrator_args(proxy_destinations=["api.a.com"], volume_size_mb=512), "env_1", "img"
+    )
+    assert featured["ORCH_WORKER_PROXY_DESTINATIONS"] == '["api.a.com"]'
+    assert featured["ORCH_WORKER_VOLUME_SIZE_MB"] == "512"
+
+
+def test_proxy_secret_is_a_secret_setting_only_when_set() -> None:
+    assert "ORCH_WORKER_PROXY_SECRET" not in server_secrets("k", "w", "b")
+    assert server_secrets("k", "w", "b", "p")["ORCH_WORKER_PROXY_SECRET"] == "p"

@@ -98,7 +98,7 @@ def _run(values: dict[str, str]) -> dict[str, Any]:
     )
     # Awaiting the Output itself (not a callback) makes an exception raised in any apply fail
     # the test instead of leaving it waiting forever.
-    return asyncio.get_event_loop().run_until_complete(resolved.future())  # type: ignore[no-any-return]
+    return asyncio.get_event_loop().run_until_complete(resolved.future())  # type: ignore[arg-type]
 
 
 def test_every_resource_has_its_component_as_parent(registrations: dict[str, Registration]) -> None:

@@ -9,6 +9,8 @@ session's work ended, the orchestrator deletes the sandbox.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +48,10 @@ def emulator_server() -> Iterator[EmulatorServer]:
     try:
         yield server
     finally:
+        pids = server.emulator.blaxel.running_pids()
         server.stop()
+        survivors = kill_survivors(pids)
+        assert not survivors, f"sandbox processes outlived the emulator: {survivors}"
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +77,18 @@ def stack(
     logs = "\n".join(o.logs() for o in made.orchestrators) + sandbox_process_output(emulator_server)
     leaked = [s[:12] + "…" for s in iter_known_secrets(made) if s and s in logs]
     assert not leaked, f"secrets found in logs: {leaked}"
+
+
+def kill_survivors(pids: list[int]) -> list[int]:
+    """SIGKILL the processes of `pids` still alive (returned), so none outlives the tests."""
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        alive.append(pid)
+    return alive
 
 
 def tool_results(stack: Stack, session_id: str) -> list[str]:

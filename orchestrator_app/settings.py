@@ -91,6 +91,24 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 5m (Blaxel's minimum for ttl-max-age)")
         return value
 
+    @field_validator("worker_proxy_header_format")
+    @classmethod
+    def _has_secret_placeholder(cls, value: str) -> str:
+        try:
+            formatted = value.format(secret="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"must be a format with only {{secret}}: {exc}") from exc
+        if formatted == value:
+            raise ValueError("must contain {secret}, e.g. 'Bearer {secret}'")
+        return value
+
+    @field_validator("worker_volume_mount_path", "worker_workdir")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return value
+
     @field_validator("environment_key", "webhook_signing_secret", "blaxel_api_key", mode="before")
     @classmethod
     def _empty_secret_is_missing(cls, value: object) -> object:

@@ -93,3 +93,25 @@ def test_secret_values_lists_what_the_redactor_must_hide() -> None:
         {"environment_key": "sk-ant-oat01-abc", "blaxel_api_key": "bl-key-1234"}
     )
     assert sorted(settings.secret_values()) == ["bl-key-1234", "sk-ant-oat01-abc"]
+
+
+def test_the_proxy_header_format_must_place_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_WORKER_PROXY_HEADER_FORMAT", "token {other}")
+    with pytest.raises(ValidationError, match="worker_proxy_header_format"):
+        Settings.from_env()
+    monkeypatch.setenv("ORCH_WORKER_PROXY_HEADER_FORMAT", "token")
+    with pytest.raises(ValidationError, match="worker_proxy_header_format"):
+        Settings.from_env()
+    monkeypatch.setenv("ORCH_WORKER_PROXY_HEADER_FORMAT", "token {secret}")
+    assert Settings.from_env().worker_proxy_header_format == "token {secret}"
+
+
+def test_proxy_destinations_are_read_as_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_WORKER_PROXY_DESTINATIONS", '["api.github.com", "pypi.org"]')
+    assert Settings.from_env().worker_proxy_destinations == ["api.github.com", "pypi.org"]
+
+
+def test_the_volume_mount_path_must_be_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_WORKER_VOLUME_MOUNT_PATH", "workspace")
+    with pytest.raises(ValidationError, match="worker_volume_mount_path"):
+        Settings.from_env()

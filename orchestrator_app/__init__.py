@@ -12,6 +12,7 @@ Exceptions (all in `orchestrator_app.errors`):
     OrchestratorError
     ├── WebhookRejected      401: missing, forged or stale signature
     ├── MalformedWebhook     400: signed, but not an event we can read
+    ├── PayloadTooLarge      413: a body larger than any event, refused before it is read whole
     ├── NotConfigured        503: a setting this route needs is missing
     └── BlaxelError          a Blaxel call failed (`transient` says whether a retry may help)
 """

@@ -22,7 +22,12 @@ from starlette.routing import Route
 
 from orchestrator_app import health, webhooks
 from orchestrator_app.dispatch import Dispatcher, WorkQueue
-from orchestrator_app.errors import MalformedWebhook, NotConfigured, WebhookRejected
+from orchestrator_app.errors import (
+    MalformedWebhook,
+    NotConfigured,
+    PayloadTooLarge,
+    WebhookRejected,
+)
 from orchestrator_app.logging import register_secrets
 from orchestrator_app.recovery import recover_forever
 from orchestrator_app.sandboxes import WorkerSandboxes, close_blaxel, configure_blaxel
@@ -105,6 +110,11 @@ async def _malformed(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "bad_request", "message": str(exc)}, status_code=400)
 
 
+async def _too_large(request: Request, exc: Exception) -> Response:
+    log.warning("webhook too large", extra={"reason": str(exc)})
+    return JSONResponse({"error": "payload_too_large", "message": str(exc)}, status_code=413)
+
+
 async def _not_configured(request: Request, exc: Exception) -> Response:
     log.warning("not configured", extra={"reason": str(exc)})
     return JSONResponse({"error": "not_configured", "message": str(exc)}, status_code=503)
@@ -118,6 +128,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 exception_handlers = {
     WebhookRejected: _rejected,
     MalformedWebhook: _malformed,
+    PayloadTooLarge: _too_large,
     NotConfigured: _not_configured,
     Exception: _unexpected,
 }

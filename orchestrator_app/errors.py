@@ -15,6 +15,10 @@ class MalformedWebhook(OrchestratorError):
     """The webhook is signed but its body is not an event we can read (400)."""
 
 
+class PayloadTooLarge(OrchestratorError):
+    """The webhook body is larger than any event could be (413); it is not read whole."""
+
+
 class NotConfigured(OrchestratorError):
     """A setting the route needs is missing (503); the message names it."""
 

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     worker_volume_size_mb: Annotated[int, Field(ge=0)] = 0
     worker_volume_mount_path: str = "/workspace"
 
+    # Webhook bodies above this are refused (413) unread: an event is a few hundred bytes.
+    webhook_max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+
     # Dispatch.
     recovery_poll_seconds: Annotated[float, Field(ge=0)] = 15.0  # 0 turns recovery off
     max_concurrent_starts: Annotated[int, Field(ge=1)] = 8

@@ -18,7 +18,12 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from orchestrator_app.errors import MalformedWebhook, NotConfigured, WebhookRejected
+from orchestrator_app.errors import (
+    MalformedWebhook,
+    NotConfigured,
+    PayloadTooLarge,
+    WebhookRejected,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +82,26 @@ def verify_event(
     )
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (PayloadTooLarge) as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"body exceeds {limit} bytes")
+    return bytes(body)
+
+
 async def receive(request: Request) -> JSONResponse:
     """The webhook route: 200 fast, dispatch in the background."""
     services = request.state.services
     secret = services.settings.webhook_signing_secret
     if secret is None:
         raise NotConfigured("webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)")
-    body = await request.body()
+    body = await read_body(request, services.settings.webhook_max_body_bytes)
     event = verify_event(services.anthropic, body, request.headers, secret.get_secret_value())
     if event.event_type != RUN_STARTED:
         log.info(

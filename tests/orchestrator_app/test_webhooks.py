@@ -166,3 +166,27 @@ def test_no_secret_reaches_a_log_record(
     for secret in offline_settings.secret_values():
         assert secret not in text
         assert secret.removeprefix("whsec_") not in text
+
+
+def test_an_oversized_body_is_refused_with_413_even_when_signed(
+    client: TestClient, sign: SignFn
+) -> None:
+    event = {**run_started("sesn_1"), "padding": "x" * (2 * 1024 * 1024)}
+    body, headers = sign(event)
+    response = client.post("/webhook", content=body, headers=headers)
+    assert response.status_code == 413
+    assert accepted(client) == 0
+
+
+def test_an_oversized_body_without_a_length_is_refused_while_streaming(
+    client: TestClient, sign: SignFn
+) -> None:
+    body, headers = sign({**run_started("sesn_1"), "padding": "x" * (512 * 1024)})
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    response = client.post("/webhook", content=chunks(), headers=headers)
+    assert response.status_code == 413
+    assert accepted(client) == 0

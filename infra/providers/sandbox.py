@@ -103,6 +103,12 @@ def preview_url(preview: dict[str, Any]) -> str | None:
     return normalise_url(url) if url else None
 
 
+def preview_matches(preview: dict[str, Any], props: dict[str, Any]) -> bool:
+    """Whether an existing preview is the public one on our port (pure)."""
+    spec = preview.get("spec") or {}
+    return spec.get("port") == SandboxProps.model_validate(props).port and bool(spec.get("public"))
+
+
 def find_preview(previews: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     """The preview called `name` (pure)."""
     return next((p for p in previews if (p.get("metadata") or {}).get("name") == name), None)
@@ -136,7 +142,10 @@ def _ensure_preview(creds: bl.BlaxelCredentials, props: dict[str, Any]) -> str:
     p = SandboxProps.model_validate(props)
     previews = bl.list_previews(creds, p.sandbox_name)
     current = find_preview(previews, p.preview_name)
-    if current is None or (current.get("spec") or {}).get("port") != p.port:
+    if current is not None and not preview_matches(current, props):
+        bl.delete_preview(creds, p.sandbox_name, p.preview_name)  # changed behind our back
+        current = None
+    if current is None:
         current = bl.create_preview(creds, p.sandbox_name, preview_payload(props))
     url = preview_url(current)
     if url is None:
@@ -180,8 +189,9 @@ class SandboxProvider(PortableProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         outs = self._upsert(news)
         old_preview = olds.get("preview_name")
-        if old_preview and old_preview != news.get("preview_name"):
-            bl.delete_preview(blaxel_credentials(news), str(news["sandbox_name"]), str(old_preview))
+        wanted = SandboxProps.model_validate(news)
+        if old_preview and old_preview != wanted.preview_name:
+            bl.delete_preview(blaxel_credentials(news), wanted.sandbox_name, str(old_preview))
         return UpdateResult(outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:

@@ -200,3 +200,11 @@ def test_worker_features_become_settings_only_when_set() -> None:
 def test_proxy_secret_is_a_secret_setting_only_when_set() -> None:
     assert "ORCH_WORKER_PROXY_SECRET" not in server_secrets("k", "w", "b")
     assert server_secrets("k", "w", "b", "p")["ORCH_WORKER_PROXY_SECRET"] == "p"
+
+
+def test_a_private_or_moved_preview_does_not_match() -> None:
+    from infra.providers.sandbox import preview_matches
+
+    assert preview_matches({"spec": {"port": 8080, "public": True}}, SANDBOX)
+    assert not preview_matches({"spec": {"port": 8080, "public": False}}, SANDBOX)
+    assert not preview_matches({"spec": {"port": 9000, "public": True}}, SANDBOX)

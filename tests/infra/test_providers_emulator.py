@@ -318,3 +318,23 @@ def test_agent_create_takes_over_the_one_named_by_adopt_id(anthropic_props: dict
     )
     assert adopted.id == existing.id
     assert adopted.outs["version"] == existing.outs["version"] + 1
+
+
+def test_sandbox_update_moves_the_preview_to_a_new_port(
+    blaxel_props: dict[str, Any], orchestrator_image_ref: str
+) -> None:
+    props = sandbox_props(blaxel_props, orchestrator_image_ref)
+    created = SandboxProvider().create(props)
+    SandboxProvider().update(created.id, created.outs, {**props, "port": 9090})
+    [preview] = bl.list_previews(blaxel_credentials(props), props["sandbox_name"])
+    assert preview["spec"]["port"] == 9090
+
+
+def test_sandbox_update_without_preview_name_keeps_the_default_preview(
+    blaxel_props: dict[str, Any], orchestrator_image_ref: str
+) -> None:
+    props = sandbox_props(blaxel_props, orchestrator_image_ref)
+    created = SandboxProvider().create(props)
+    SandboxProvider().update(created.id, created.outs, {**props, "memory_mb": 1024})
+    [preview] = bl.list_previews(blaxel_credentials(props), props["sandbox_name"])
+    assert preview["metadata"]["name"] == "public"

@@ -68,7 +68,11 @@ class EnvironmentProvider(PortableProvider):
         return check_with(EnvironmentProps, news)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        return field_diff(olds, news, (*FIELDS, *ANTHROPIC_CREDENTIAL_FIELDS))
+        try:
+            wanted = {**news, **pick(EnvironmentProps.model_validate(news).model_dump(), FIELDS)}
+        except ValueError:
+            wanted = news
+        return field_diff(olds, wanted, (*FIELDS, *ANTHROPIC_CREDENTIAL_FIELDS))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         creds = anthropic_credentials(props)

@@ -181,3 +181,8 @@ def test_server_restarts_when_the_sandbox_spec_changes() -> None:
     }
     result = ServerProvider().diff("orch", olds, {**olds, "sandbox_spec_digest": "sha256:b"})
     assert result.changes is True and result.replaces == []
+
+
+def test_environment_inputs_left_to_defaults_show_no_change() -> None:
+    olds: dict[str, Any] = {"name": "a", "description": None, "metadata": {}}
+    assert EnvironmentProvider().diff("env_1", olds, {"name": "a"}).changes is False

@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 
 import anthropic
 
-from infra.clients.errors import ClientError, Conflict, NotFound, error_for_status, with_retries
+from infra.clients.errors import Conflict, NotFound, error_for_status, with_retries
 
 T = TypeVar("T")
 # The SDKs log every request at INFO; in `pulumi up` that drowns the resource diagnostics.
@@ -219,6 +219,3 @@ def delete_webhook(creds: AnthropicCredentials, endpoint_id: str) -> None:
         _call(creds, lambda sdk: sdk.beta.organization.webhooks.delete(endpoint_id))
     except NotFound:
         return
-
-
-__all__ = ["SESSION_EVENTS", "AnthropicCredentials", "ClientError"]

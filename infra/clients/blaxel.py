@@ -36,7 +36,6 @@ from blaxel.core.client.client import client as control_plane
 from blaxel.core.client.models import Preview, Sandbox
 from blaxel.core.common.settings import settings
 from blaxel.core.errors import BlaxelError
-from blaxel.core.image import ImageInstance
 from blaxel.core.sandbox.sync.sandbox import SyncSandboxInstance
 
 from infra.clients.errors import NotFound, error_for_status, with_retries
@@ -191,24 +190,6 @@ def delete_preview(creds: BlaxelCredentials, sandbox: str, preview: str) -> None
         )
     except NotFound:
         return
-
-
-# Images
-
-
-def build_image(
-    creds: BlaxelCredentials, name: str, image: ImageInstance, memory_mb: int
-) -> dict[str, Any]:
-    """Push `image` as sandbox image `name` (upload the build context, wait for DEPLOYED)."""
-    _connect(creds)
-    with _mapped(f"build image {name}"):
-        try:
-            sandbox = image.build_sync(name=name, memory=memory_mb)
-        except TimeoutError as exc:
-            raise error_for_status(None, f"Blaxel build image {name}: {exc}") from exc
-        except RuntimeError as exc:  # the SDK's upload / FAILED status errors
-            raise error_for_status(400, f"Blaxel build image {name}: {exc}") from exc
-    return dict(sandbox.to_dict())
 
 
 # Processes inside a sandbox (the sandbox's own API, at its metadata.url)

@@ -18,6 +18,7 @@ from pulumi.dynamic import (
 )
 
 from infra.clients import blaxel as bl
+from infra.clients.blaxel_images import push_image
 from infra.clients.errors import NotFound
 from infra.images import load_image
 from infra.providers.base import (
@@ -81,7 +82,7 @@ class ImageProvider(PortableProvider):
     def _push(self, props: dict[str, Any]) -> dict[str, Any]:
         p = ImageProps.model_validate(props)
         image = load_image(p.factory, p.context_dir)
-        live = bl.build_image(blaxel_credentials(props), p.image_name, image, p.memory_mb)
+        live = push_image(blaxel_credentials(props), p.image_name, image, p.memory_mb)
         return image_outputs(props, image_ref(live, p.image_name))
 
     def create(self, props: dict[str, Any]) -> CreateResult:

@@ -241,13 +241,14 @@ class WorkerSandboxes:
 
     @staticmethod
     async def _already_started(instance: SandboxInstance, process_name: str) -> bool:
+        """Whether a process of this name exists (one name per work item: then it was started)."""
         try:
-            process = await instance.process.get(process_name)
+            await instance.process.get(process_name)
         except Exception as exc:
             if as_blaxel_error(exc, "get process").status == 404:
                 return False
             raise
-        return str(process.status) == "running"
+        return True
 
     async def process_state(self, sandbox_name: str, process_name: str) -> ProcessState:
         """The worker process's status; 'missing' when it or its sandbox is gone."""

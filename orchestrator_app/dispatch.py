@@ -61,17 +61,22 @@ class WorkQueue:
     def _work(self) -> Any:
         return self.client.beta.environments.work
 
-    async def claimable_sessions(self) -> list[str]:
-        """Session ids with claimable work in this environment, oldest first, no repeats."""
+    async def claimable(self) -> tuple[list[str], bool]:
+        """Session ids with claimable work here (oldest first, no repeats), and whether other
+        claimable items (health checks, kinds we do not run) are queued too."""
         sessions: dict[str, None] = {}
+        others = False
         count = 0
         async for item in self._work.list(self.environment_id, limit=100):
             count += 1
-            if is_claimable(item) and item.data.type == "session":
-                sessions.setdefault(item.data.id, None)
+            if is_claimable(item):
+                if item.data.type == "session":
+                    sessions.setdefault(item.data.id, None)
+                else:
+                    others = True
             if count >= LIST_LIMIT:
                 break
-        return list(sessions)
+        return list(sessions), others
 
     async def poll(self) -> BetaSelfHostedWork | None:
         """One non-blocking poll: the next item (not yet acked), or None when empty."""
@@ -185,7 +190,7 @@ class Dispatcher:
         hinted = set(self._in_flight) - set(self._starting_sessions())
         sessions: list[str] = []
         try:
-            sessions = await self.queue.claimable_sessions()
+            sessions, others = await self.queue.claimable()
             # In flight while this drain prepares them: no duplicate start, no reaping.
             self._in_flight.update(sessions)
             for session_id in hinted - set(sessions):
@@ -195,11 +200,11 @@ class Dispatcher:
                     "no claimable work for this session in this environment",
                     extra={"session_id": session_id},
                 )
-            if not sessions:
+            if not sessions and not others:
                 return
             warm = await asyncio.gather(*(self._warm(s) for s in sessions))
             ready = {s: name for s, name in zip(sessions, warm, strict=True) if name}
-            if not ready:
+            if not ready and not others:
                 # Claim nothing we could not serve: the work stays queued for a later drain.
                 log.warning(
                     "no worker sandbox ready; nothing claimed", extra={"sessions": sessions}

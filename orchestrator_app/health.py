@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import anthropic
 from starlette.requests import Request
@@ -39,10 +40,10 @@ async def anthropic_problem(
     return None
 
 
-async def blaxel_problem(probe: object, url: str) -> str | None:
+async def blaxel_problem(probe: Callable[[], Awaitable[None]], url: str) -> str | None:
     """None when the Blaxel control plane accepts our key, else the problem."""
     try:
-        await asyncio.wait_for(probe(), PROBE_TIMEOUT_SECONDS)  # type: ignore[operator]
+        await asyncio.wait_for(probe(), PROBE_TIMEOUT_SECONDS)
     except TimeoutError:
         return f"Blaxel API unreachable at {url} (no answer in {PROBE_TIMEOUT_SECONDS:g}s)"
     except BlaxelError as exc:

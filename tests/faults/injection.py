@@ -19,6 +19,8 @@ from emulator.server import EmulatorServer
 _FOLD = [
     (re.compile(r"\b(env|agent|sesn|work|wevt|whep)_[0-9A-Za-z]+"), r"{\1}"),
     (re.compile(r"cma-(worker|orchestrator)-image"), "{image}"),
+    # The server's revision goes up at every restart; the steps of a restart stay the same.
+    (re.compile(r"orchestrator-r\d+"), "orchestrator-r{n}"),
 ]
 
 

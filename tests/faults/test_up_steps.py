@@ -21,9 +21,9 @@ from emulator.server import EmulatorServer
 from tests.faults.conftest import FaultReport
 from tests.faults.injection import Step, StepInjector, install
 from tests.faults.inprocess_engine import InProcessEngine, UpFailed
+from tests.orchestrator_app.emulated import console
 
 ORCHESTRATOR_SANDBOX = "cma-orch-faults"
-IMAGE_STATUS = "/blaxel/v0/sandboxes/{image}"
 CREATE_SANDBOX = "/blaxel/v0/sandboxes"
 CHANGES = ("create", "update", "create-replacement", "delete-replaced")
 
@@ -54,10 +54,6 @@ def steps_to_fail(seen: list[Step]) -> list[Step]:
     for step in seen:
         if "/work" in step.path:
             continue  # the orchestrator's own queue calls, not a provider's
-        if step.method == "GET" and step.path == IMAGE_STATUS:
-            # A failed build-status poll makes the SDK wait 15 minutes (see
-            # test_image_build_status_poll.py); swept there, not here.
-            continue
         if step.occurrence == 1 or (step.method, step.path) == ("POST", CREATE_SANDBOX):
             # Both images take the same steps: their first is enough, but each sandbox create
             # (two image builds, then the orchestrator's sandbox) is a step of its own.
@@ -107,16 +103,18 @@ def digests(engine: InProcessEngine) -> dict[str, Any]:
     return {n: e.outs.get("digest") for n, e in engine.state.items() if "digest" in e.outs}
 
 
-def changes_of_a_rerun(server: EmulatorServer, engine: InProcessEngine) -> list[str]:
+def changes_of_a_rerun(
+    server: EmulatorServer, engine: InProcessEngine, values: dict[str, str] | None = None
+) -> list[str]:
     """What one more `up` changed (provider calls, image pushes); must be nothing."""
     done, pushes = len(engine.ops), len(server.emulator.blaxel.image_pushes)
     before = digests(engine)
-    engine.up(stack_values(server))
+    engine.up(values or stack_values(server))
     changed = [op for op in engine.ops[done:] if op.split()[0] in CHANGES]
     changed += ["image push"] * (len(server.emulator.blaxel.image_pushes) - pushes)
     if changed and digests(engine) != before:
         # Another engineer changed worker/ or orchestrator_app/ under this test: look again.
-        return changes_of_a_rerun(server, engine)
+        return changes_of_a_rerun(server, engine, values)
     return changed
 
 
@@ -174,7 +172,81 @@ def test_each_step_of_up_failing_once_converges_on_the_next_up_without_leaks(
         found, leaked = fail_once_then_converge(server, injector, step, expected)
         print(f"{step}: {time.monotonic() - started:.1f} s, {found or 'ok'}")
         problems += found
-        fault_report.up_steps_failed += 1
+        fault_report.up_steps_faulted += 1
         fault_report.resources_leaked += leaked
     fault_report.faults_injected += injector.injected
     assert not problems, "\n".join(problems)
+
+
+def wired_values(server: EmulatorServer, engine: InProcessEngine) -> dict[str, str]:
+    """The Console steps a user does after the first `up`: the stack config that follows."""
+    environment_id = engine.state["cma-platform-environment"].id
+    url = engine.state["cma-orchestrator-webhook"].outs["url"]
+    key = console(server, "POST", f"/environments/{environment_id}/keys")["key"]
+    hook = console(
+        server, "POST", "/webhooks", json={"url": url, "events": ["session.status_run_started"]}
+    )
+    return {
+        **stack_values(server),
+        "cma:environmentKey": key,
+        "cma:webhookSigningSecret": hook["secret"],
+    }
+
+
+def fail_once_while_wiring(
+    server: EmulatorServer,
+    injector: StepInjector,
+    engine: InProcessEngine,
+    step: Step,
+    wired: dict[str, str],
+) -> list[str]:
+    """The wiring `up` fails at `step`; the next converges; a rerun changes nothing; then the
+    stack goes back to unwired (an update too) for the next step."""
+    injector.arm(step)
+    with contextlib.suppress(UpFailed):
+        engine.up(wired)
+    problems = [] if injector.fired else [f"{step}: never reached"]
+    injector.arm(None)
+    try:
+        engine.up(wired)
+        if changed := changes_of_a_rerun(server, engine, wired):
+            problems.append(f"{step}: the up after convergence still changed {changed}")
+        processes = server.emulator.blaxel.live_resources()["processes"]
+        if len(processes) != 1:
+            problems.append(f"{step}: orchestrator processes after convergence: {processes}")
+    except UpFailed as exc:
+        problems.append(f"{step}: the next up failed: {exc}")
+    engine.up(stack_values(server))
+    return problems
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_each_step_of_the_wiring_up_failing_once_converges_on_the_next_up(
+    server: EmulatorServer, fault_report: FaultReport
+) -> None:
+    injector = install(server)
+    engine = InProcessEngine()
+    injector.arm(None)
+    engine.up(stack_values(server))
+    wired = wired_values(server, engine)
+    injector.arm(None)
+    engine.up(wired)  # a clean wiring up lists its steps
+    steps = steps_to_fail(injector.seen)
+    engine.up(stack_values(server))
+    assert len(steps) >= 4, [str(s) for s in steps]
+
+    problems: list[str] = []
+    try:
+        for step in steps:
+            problems += fail_once_while_wiring(server, injector, engine, step, wired)
+            fault_report.up_steps_faulted += 1
+    finally:
+        fault_report.faults_injected += injector.injected
+        engine.destroy()
+        for hook in server.emulator.anthropic.live_resources()["webhook_endpoints"]:
+            console(server, "DELETE", f"/webhooks/{hook}")  # the user's Console step, undone
+    leaked = sum(len(v) for v in alive(server).values())
+    fault_report.resources_leaked += leaked
+    assert not problems, "\n".join(problems)
+    assert leaked == 0, alive(server)

@@ -7,6 +7,7 @@ default, and the state keeps only what succeeded. Fast enough to fail every step
 from __future__ import annotations
 
 import base64
+import pickle
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,10 +121,15 @@ class InProcessEngine(pulumi.runtime.Mocks):
             stack = CmaBlaxelStack("cma", CmaBlaxelStackArgs.from_config(config))
             return pulumi.Output.all(*stack.outputs.values())
 
+        # Pulumi's serialize_provider wraps pickle's _batch_setitems anew at every resource and
+        # never unwraps it: harmless in a one-run process, a RecursionError after ~100 runs here.
+        batch_setitems = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
         try:
             program()
         except Exception as exc:
             raise UpFailed(f"up failed: {self.failure or exc}") from (self.failure or exc)
+        finally:
+            pickle._Pickler._batch_setitems = batch_setitems  # type: ignore[attr-defined]
         if self.failure is not None:
             raise UpFailed(f"up failed: {self.failure}") from self.failure
 

@@ -23,7 +23,9 @@ import anthropic
 
 # A self-hosted worker posts its tool results as `user.tool_result` events.
 TOOL_RESULT_TYPES = ("user.tool_result", "agent.tool_result")
-PROMPT = "Please run `echo hello from the worker > hello.txt && cat hello.txt` in the shell."
+# Plain enough for a real model; the emulator's scripted agent runs what follows "bash:".
+EXPECTED_OUTPUT = "hello from the worker"
+PROMPT = f"Use your bash tool once.\nbash: echo {EXPECTED_OUTPUT} > hello.txt && cat hello.txt"
 
 
 class ExampleFailed(Exception):
@@ -100,6 +102,8 @@ def run(outputs: dict[str, Any], timeout_s: float) -> None:
         raise ExampleFailed("the agent's tool call was not executed")
     if any(e.get("is_error") for e in results):
         raise ExampleFailed("a tool call failed in the worker")
+    if not any(EXPECTED_OUTPUT in json.dumps(e.get("content")) for e in results):
+        raise ExampleFailed(f"no tool result shows {EXPECTED_OUTPUT!r}")
     print(f"served by worker sandbox {served_by_worker_sandbox(outputs, session.id)}")
 
 

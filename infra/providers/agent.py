@@ -17,6 +17,7 @@ from infra.providers.base import (
     check_with,
     field_diff,
     pick,
+    with_defaults,
     with_secret_outputs,
 )
 
@@ -89,7 +90,7 @@ class AgentProvider(PortableProvider):
         return check_with(AgentProps, news)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        wanted = {**news, **pick(_with_defaults(news), FIELDS)}
+        wanted = {**news, **pick(with_defaults(AgentProps, news), FIELDS)}
         return field_diff(olds, wanted, (*FIELDS, *ANTHROPIC_CREDENTIAL_FIELDS))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -123,13 +124,6 @@ class AgentProvider(PortableProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         api.archive_agent(anthropic_credentials(props), id_)
-
-
-def _with_defaults(news: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return AgentProps.model_validate(news).model_dump()
-    except ValueError:
-        return news
 
 
 class Agent(Resource):

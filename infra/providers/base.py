@@ -99,6 +99,15 @@ def contains_unknown(value: Any) -> bool:
     return False
 
 
+def with_defaults(model: type[pydantic.BaseModel], news: dict[str, Any]) -> dict[str, Any]:
+    """The inputs with the model's defaults filled in; as given when they do not validate yet
+    (check reports why, and a preview may hold unknowns)."""
+    try:
+        return model.model_validate(news).model_dump()
+    except ValueError:
+        return news
+
+
 def check_with(model: type[pydantic.BaseModel], news: dict[str, Any]) -> CheckResult:
     """Validate new inputs with a pydantic model; each failure names its property.
 

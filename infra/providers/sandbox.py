@@ -31,6 +31,7 @@ from infra.providers.base import (
     check_with,
     field_diff,
     pick,
+    with_defaults,
     with_secret_outputs,
 )
 
@@ -167,7 +168,7 @@ class SandboxProvider(PortableProvider):
         return result
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        wanted = {**news, **pick(_with_defaults(news), FIELDS)}
+        wanted = {**news, **pick(with_defaults(SandboxProps, news), FIELDS)}
         return field_diff(olds, wanted, (*FIELDS, *BLAXEL_CREDENTIAL_FIELDS), REPLACE_FIELDS)
 
     def _upsert(self, props: dict[str, Any]) -> dict[str, Any]:
@@ -223,13 +224,6 @@ class SandboxProvider(PortableProvider):
             if name:
                 bl.delete_preview(creds, id_, name)
         bl.delete_sandbox_by_name(creds, id_)
-
-
-def _with_defaults(news: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return SandboxProps.model_validate(news).model_dump()
-    except ValueError:
-        return news
 
 
 class OrchestratorSandbox(Resource):

@@ -23,6 +23,7 @@ from infra.providers.base import (
     check_with,
     field_diff,
     pick,
+    with_defaults,
     with_secret_outputs,
 )
 
@@ -110,7 +111,7 @@ class ServerProvider(PortableProvider):
         return check_with(ServerProps, news)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        wanted = {**news, **pick(_with_defaults(news), FIELDS)}
+        wanted = {**news, **pick(with_defaults(ServerProps, news), FIELDS)}
         return field_diff(olds, wanted, (*FIELDS, *BLAXEL_CREDENTIAL_FIELDS))
 
     def _start(self, props: dict[str, Any], revision: int) -> dict[str, Any]:
@@ -172,13 +173,6 @@ def _stop_all(creds: bl.BlaxelCredentials, sandbox: str) -> None:
     for name in bl.list_process_names(creds, sandbox):
         if name.startswith(PROCESS_PREFIX):
             _stop(creds, sandbox, name)
-
-
-def _with_defaults(news: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return ServerProps.model_validate(news).model_dump()
-    except ValueError:
-        return news
 
 
 class OrchestratorServer(Resource):

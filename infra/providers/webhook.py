@@ -23,6 +23,7 @@ from infra.providers.base import (
     check_with,
     field_diff,
     pick,
+    with_defaults,
     with_secret_outputs,
 )
 
@@ -74,7 +75,7 @@ class WebhookProvider(PortableProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
         fields = FIELDS if news.get("mode") == "console" else FIELDS[:-1]
-        wanted = {**news, **pick(_with_defaults(news), fields)}
+        wanted = {**news, **pick(with_defaults(WebhookProps, news), fields)}
         return field_diff(olds, wanted, (*fields, *ANTHROPIC_CREDENTIAL_FIELDS), REPLACE_FIELDS)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -115,13 +116,6 @@ class WebhookProvider(PortableProvider):
         if id_.startswith(CONSOLE_ID_PREFIX):
             return  # registered by hand in the Console; next_steps says to remove it
         api.delete_webhook(anthropic_credentials(props), id_)
-
-
-def _with_defaults(news: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return WebhookProps.model_validate(news).model_dump()
-    except ValueError:
-        return news
 
 
 class WebhookEndpoint(Resource):

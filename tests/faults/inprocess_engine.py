@@ -57,22 +57,28 @@ class InProcessEngine(pulumi.runtime.Mocks):
     state: dict[str, StateEntry] = field(default_factory=dict)
     ops: list[str] = field(default_factory=list)
     failure: BaseException | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _idle: threading.Condition = field(default_factory=threading.Condition)
+    _in_flight: int = 0
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if not args.custom or PROVIDER_KEY not in args.inputs:
             return f"{args.name}-id", dict(args.inputs)  # a component: nothing to do
         news = unwrap_secrets(dict(args.inputs))
         provider = load_provider(news[PROVIDER_KEY])
-        with self._lock:
+        with self._idle:
             if self.failure is not None:
                 raise UpFailed(f"{args.name}: skipped after an earlier failure")
+            self._in_flight += 1
         try:
             return self._step(args.name, provider, news)
         except BaseException as exc:
-            with self._lock:
+            with self._idle:
                 self.failure = self.failure or exc
             raise
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
 
     def _step(
         self, name: str, provider: ResourceProvider, news: dict[str, Any]
@@ -130,6 +136,10 @@ class InProcessEngine(pulumi.runtime.Mocks):
             raise UpFailed(f"up failed: {self.failure or exc}") from (self.failure or exc)
         finally:
             pickle._Pickler._batch_setitems = batch_setitems  # type: ignore[attr-defined]
+            # Like the engine, end the update only once the steps already running have ended
+            # (the mocks' runtime returns at the first failure, with the others still going).
+            with self._idle:
+                self._idle.wait_for(lambda: self._in_flight == 0)
         if self.failure is not None:
             raise UpFailed(f"up failed: {self.failure}") from self.failure
 

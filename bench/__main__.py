@@ -24,8 +24,8 @@ from emulator.server import EmulatorServer
 from tests.orchestrator_app.emulated import push_worker_image
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-# The largest burst that finishes in about a minute on 2 cores (each worker is a real process).
-DEFAULT_SESSIONS = 50
+# The largest burst that finishes in 1 to 2 minutes on 2 cores (each worker is a real process).
+DEFAULT_SESSIONS = 100
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

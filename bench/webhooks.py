@@ -78,12 +78,13 @@ def run(
         pid = orchestrator.process.pid
         count = int(rate * seconds)
         valid, forged = deliveries(secret, count), deliveries(new_signing_secret(), count)
+        workers_before = len(stack.worker_starts())
         rss_before = rss_kib(pid)
         url = orchestrator.url + "/webhook"
         valid_lat, valid_status = asyncio.run(offer(url, valid, rate))
         forged_lat, forged_status = asyncio.run(offer(url, forged, rate))
         rss_after = rss_kib(pid)
-        workers = len(stack.worker_starts())
+        workers = len(stack.worker_starts()) - workers_before
     finally:
         stack.close()
         stack.client.close()

@@ -23,6 +23,13 @@ from tests.faults.injection import Step, StepInjector, install
 from tests.faults.inprocess_engine import InProcessEngine, UpFailed
 from tests.orchestrator_app.emulated import console
 
+# Providers run in this process here, so the SDK clients they leave to the garbage collector
+# (harmless in the engine's short-lived provider host) show up as unclosed sockets.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
 ORCHESTRATOR_SANDBOX = "cma-orch-faults"
 CREATE_SANDBOX = "/blaxel/v0/sandboxes"
 CHANGES = ("create", "update", "create-replacement", "delete-replaced")
@@ -59,6 +66,15 @@ def steps_to_fail(seen: list[Step]) -> list[Step]:
             # (two image builds, then the orchestrator's sandbox) is a step of its own.
             steps.append(step)
     return list(dict.fromkeys(steps))
+
+
+def clean_steps(
+    injector: StepInjector, engine: InProcessEngine, values: dict[str, str]
+) -> list[Step]:
+    """The steps of one `up` with no fault, as the requests it made."""
+    injector.arm(None)
+    engine.up(values)
+    return steps_to_fail(injector.seen)
 
 
 def alive(server: EmulatorServer) -> dict[str, list[str]]:
@@ -149,18 +165,12 @@ def fail_once_then_converge(
     return problems, leaked + left
 
 
-# Providers run in this process here, so the SDK clients they leave to the garbage collector
-# (harmless in the engine's short-lived provider host) show up as unclosed sockets.
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_each_step_of_up_failing_once_converges_on_the_next_up_without_leaks(
     server: EmulatorServer, fault_report: FaultReport
 ) -> None:
     injector = install(server)
     baseline = InProcessEngine()
-    injector.arm(None)
-    baseline.up(stack_values(server))
-    steps = steps_to_fail(injector.seen)
+    steps = clean_steps(injector, baseline, stack_values(server))
     expected = shape(alive(server))
     baseline.destroy()
     assert expected["environments"] == expected["agents"] == expected["processes"] == 1
@@ -220,19 +230,13 @@ def fail_once_while_wiring(
     return problems
 
 
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_each_step_of_the_wiring_up_failing_once_converges_on_the_next_up(
     server: EmulatorServer, fault_report: FaultReport
 ) -> None:
     injector = install(server)
     engine = InProcessEngine()
-    injector.arm(None)
     engine.up(stack_values(server))
-    wired = wired_values(server, engine)
-    injector.arm(None)
-    engine.up(wired)  # a clean wiring up lists its steps
-    steps = steps_to_fail(injector.seen)
+    steps = clean_steps(injector, engine, wired := wired_values(server, engine))
     engine.up(stack_values(server))
     assert len(steps) >= 4, [str(s) for s in steps]
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from tests.faults.conftest import FaultReport
 from tests.orchestrator_app.conftest import make_signer, new_signing_secret, run_started
-from tests.orchestrator_app.emulated import Stack, wait_for
+from tests.orchestrator_app.emulated import Orchestrator, Stack, wait_for
 
 Body = tuple[bytes, dict[str, str]]
 OVERSIZED = 2 * 1024 * 1024  # far beyond any event (a run-started event is ~250 bytes)
@@ -60,12 +60,18 @@ def post_all(
     return wrong
 
 
+def orchestrator_with_queued_work(stack: Stack) -> tuple[Orchestrator, str, str]:
+    """An orchestrator with its own signing secret (the emulator does not deliver to it), and a
+    session with queued work in its environment: (orchestrator, secret, session id)."""
+    secret = new_signing_secret()
+    orchestrator = stack.orchestrator(webhook=False, ORCH_WEBHOOK_SIGNING_SECRET=secret)
+    return orchestrator, secret, stack.create_session()
+
+
 def test_bad_webhook_bodies_are_rejected_and_dispatch_nothing(
     stack: Stack, fault_report: FaultReport
 ) -> None:
-    secret = new_signing_secret()
-    orchestrator = stack.orchestrator(webhook=False, ORCH_WEBHOOK_SIGNING_SECRET=secret)
-    session_id = stack.create_session()  # queued work in the orchestrator's own environment
+    orchestrator, secret, session_id = orchestrator_with_queued_work(stack)
     cases = bad_inputs(secret, session_id)
     fault_report.bad_inputs_tried += len(cases)
 
@@ -83,9 +89,7 @@ def test_bad_webhook_bodies_are_rejected_and_dispatch_nothing(
 def test_a_replayed_delivery_starts_no_second_worker(
     stack: Stack, fault_report: FaultReport
 ) -> None:
-    secret = new_signing_secret()
-    orchestrator = stack.orchestrator(webhook=False, ORCH_WEBHOOK_SIGNING_SECRET=secret)
-    session_id = stack.create_session()
+    orchestrator, secret, session_id = orchestrator_with_queued_work(stack)
     body, headers = make_signer(secret)(run_started(session_id))
     assert orchestrator.post("/webhook", content=body, headers=headers).status_code == 200
     wait_for(lambda: stack.worker_starts(session_id), "the worker")
@@ -106,9 +110,7 @@ def test_a_replayed_delivery_starts_no_second_worker(
 def test_a_signed_but_oversized_body_is_refused_and_dispatches_nothing(
     stack: Stack, fault_report: FaultReport
 ) -> None:
-    secret = new_signing_secret()
-    orchestrator = stack.orchestrator(webhook=False, ORCH_WEBHOOK_SIGNING_SECRET=secret)
-    session_id = stack.create_session()
+    orchestrator, secret, session_id = orchestrator_with_queued_work(stack)
     fault_report.bad_inputs_tried += 1
     padded = {**run_started(session_id), "padding": "x" * OVERSIZED}
     body, headers = make_signer(secret)(padded)

@@ -10,8 +10,8 @@ from pathlib import Path
 from bench.stats import Row
 from emulator.server import EmulatorServer
 from scripts.engine import PulumiProject, offline_env
-from scripts.local_stack import LOCAL_PASSPHRASE, point_at_emulator
-from tests.e2e.conftest import STACK, EndToEnd, copy_project
+from scripts.local_stack import LOCAL_PASSPHRASE
+from tests.e2e.conftest import make_end_to_end
 
 EMPTY_PROGRAM = {
     "Pulumi.yaml": "name: empty\nruntime: python\ndescription: the engine's floor\n",
@@ -40,20 +40,9 @@ def empty_project(tmp: Path) -> PulumiProject:
     return project
 
 
-def stack_project(server: EmulatorServer, tmp: Path) -> EndToEnd:
-    """The project copied to `tmp`, its own stack pointed at `server` (as tests/e2e does)."""
-    work_dir = copy_project(tmp / "project")
-    env = offline_env(tmp / "pulumi-home", tmp / "backend", LOCAL_PASSPHRASE)
-    project = PulumiProject(cwd=work_dir, stack=STACK, env=env)
-    project.select_or_create()
-    end_to_end = EndToEnd(server=server, project=project, work_dir=tmp)
-    point_at_emulator(project, end_to_end.emulator_info)
-    return end_to_end
-
-
 def run(tmp: Path, previews: int) -> list[Row]:
     with EmulatorServer(data_dir=tmp / "emulator") as server:
-        e2e = stack_project(server, tmp)
+        e2e = make_end_to_end(server, tmp)
         try:
             e2e.up_fully_wired()
             floor = empty_project(tmp)

@@ -71,17 +71,23 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
+def make_end_to_end(server: EmulatorServer, tmp: Path) -> EndToEnd:
+    """The project copied under `tmp`, with its own home, backend and stack pointed at `server`."""
+    work_dir = copy_project(tmp / "project")
+    env = offline_env(tmp / "pulumi-home", tmp / "backend", LOCAL_PASSPHRASE)
+    project = PulumiProject(cwd=work_dir, stack=STACK, env=env)
+    project.select_or_create()
+    end_to_end = EndToEnd(server=server, project=project, work_dir=tmp)
+    point_at_emulator(project, end_to_end.emulator_info)
+    return end_to_end
+
+
 @pytest.fixture
 def e2e(tmp_path: Path) -> Iterator[EndToEnd]:
     with EmulatorServer(data_dir=tmp_path / "emulator") as server:
-        work_dir = copy_project(tmp_path / "project")
-        env = offline_env(tmp_path / "pulumi-home", tmp_path / "backend", LOCAL_PASSPHRASE)
-        project = PulumiProject(cwd=work_dir, stack=STACK, env=env)
-        project.select_or_create()
-        end_to_end = EndToEnd(server=server, project=project, work_dir=tmp_path)
-        point_at_emulator(project, end_to_end.emulator_info)
+        end_to_end = make_end_to_end(server, tmp_path)
         try:
             yield end_to_end
         finally:
             # Leave nothing running: destroy what a failed test left behind.
-            project.run("destroy", "--yes", check=False)
+            end_to_end.project.run("destroy", "--yes", check=False)

@@ -6,12 +6,9 @@ default, and the state keeps only what succeeded. Fast enough to fail every step
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import pickle
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,18 +131,15 @@ class InProcessEngine(pulumi.runtime.Mocks):
         # never unwraps it: harmless in a one-run process, a RecursionError after ~100 runs here.
         batch_setitems = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
         try:
-            with own_event_loop():
-                try:
-                    program()
-                finally:
-                    # Like the engine, end the update only once the steps already running have
-                    # ended (the mocks' runtime returns at the first failure, others going on).
-                    with self._idle:
-                        self._idle.wait_for(lambda: self._in_flight == 0)
+            program()
         except Exception as exc:
             raise UpFailed(f"up failed: {self.failure or exc}") from (self.failure or exc)
         finally:
             pickle._Pickler._batch_setitems = batch_setitems  # type: ignore[attr-defined]
+            # Like the engine, end the update only once the steps already running have ended
+            # (the mocks' runtime returns at the first failure, with the others still going).
+            with self._idle:
+                self._idle.wait_for(lambda: self._in_flight == 0)
         if self.failure is not None:
             raise UpFailed(f"up failed: {self.failure}") from self.failure
 
@@ -157,26 +151,3 @@ class InProcessEngine(pulumi.runtime.Mocks):
         for name in reversed(list(self.state)):
             entry = self.state.pop(name)
             load_provider(entry.provider).delete(entry.id, entry.outs)
-
-
-@contextlib.contextmanager
-def own_event_loop() -> Iterator[None]:
-    """Run Pulumi's mocks on a loop of their own, closed afterwards.
-
-    The mocks run on the thread's current loop; in one pytest process that may be anyio's
-    session loop, which would collect a failed up's abandoned futures and raise them at the end
-    of the session, in whichever test happens to be last.
-    """
-    policy = asyncio.get_event_loop_policy()
-    previous = getattr(policy._local, "_loop", None)  # type: ignore[attr-defined]
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        yield
-    finally:
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()
-        asyncio.set_event_loop(previous)

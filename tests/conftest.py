@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import ipaddress
 import os
 import socket
@@ -72,20 +70,3 @@ def _fail_on_non_loopback_connection() -> Iterator[None]:
     made = _violations[start:]
     if made:
         pytest.fail(f"test tried to contact non-loopback addresses: {made}")
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Close event loops that libraries made and left open before pytest's final collection.
-
-    Pulumi's synchronous helpers (its mocks, `_sync_await`) create event loops they never close;
-    when the garbage collector finds one at the end of the run, its ResourceWarning is an error
-    under warnings-as-errors and fails a run whose every test passed.
-    """
-    gc.collect()
-    for obj in gc.get_objects():
-        if (
-            isinstance(obj, asyncio.AbstractEventLoop)
-            and not obj.is_running()
-            and not obj.is_closed()
-        ):
-            obj.close()

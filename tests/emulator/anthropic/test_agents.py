@@ -75,7 +75,10 @@ def test_mcp_toolsets_default_to_always_ask_and_effort_reads_back_as_an_object(
         mcp_servers=[{"type": "url", "name": "docs", "url": "https://mcp.example.com"}],
     )
     strict(BetaManagedAgentsAgent, created)
-    assert created.tools[0].default_config.permission_policy.type == "always_ask"
+    toolset = created.tools[0]
+    assert toolset.type == "mcp_toolset"
+    assert toolset.default_config.permission_policy is not None
+    assert toolset.default_config.permission_policy.type == "always_ask"
     assert created.model.effort is not None and created.model.effort.type == "high"
 
 

@@ -378,7 +378,9 @@ def _tool_key(tool: Mapping[str, Any]) -> tuple[str, str]:
 def _tool_view(tool: Mapping[str, Any]) -> Any:
     if tool.get("type") in DEFAULT_POLICY:
         return _toolset_view(tool)
-    return {k: tool.get(k) for k in ("name", "description", "input_schema")}
+    # An SDK dump of the read-back spells the schema's unset optional keys as null.
+    schema = {k: v for k, v in (tool.get("input_schema") or {}).items() if v is not None}
+    return {"name": tool.get("name"), "description": tool.get("description"), "schema": schema}
 
 
 def _tools_view(tools: Any) -> dict[tuple[str, str], Any]:

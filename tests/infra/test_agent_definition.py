@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from anthropic.types.beta import BetaManagedAgentsAgent
 
 from emulator.anthropic import AnthropicBackend
 from emulator.config import EmulatorConfig
@@ -30,6 +31,7 @@ LOOKUP = {
         },
     }
 }
+BARE = {"type": "custom", "name": "bare"}
 FULL: dict[str, Any] = {
     "name": "support",
     "description": "Answers support tickets",
@@ -238,10 +240,15 @@ def test_the_update_clears_fields_no_longer_declared() -> None:
 
 def test_an_unchanged_agent_read_back_by_the_emulator_never_drifts(tmp_path: Path) -> None:
     api = backend(tmp_path)
-    for definition in ({"name": "plain"}, FULL):
+    bare_schema = {"bare": {"description": "No input.", "input_schema": {"type": "object"}}}
+    for definition in ({"name": "plain"}, FULL, {"name": "bare", "tools": [BARE]}):
         (agent,) = parse_agents({"cma:agents": [definition]})
-        payload = create_payload(agent, LOOKUP)
-        assert drift(payload, api.create_agent(payload)) == []
+        payload = create_payload(agent, LOOKUP | bare_schema)
+        live = api.create_agent(payload)
+        assert drift(payload, live) == []
+        # As the stack's client reads it: the SDK's model, dumped (unset fields as null).
+        dumped = BetaManagedAgentsAgent.model_validate(live).model_dump(mode="json")
+        assert drift(payload, dumped) == []
 
 
 def test_tools_enriched_and_reordered_by_the_api_do_not_drift() -> None:

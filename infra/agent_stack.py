@@ -1,0 +1,92 @@
+"""The stack's agents from config to payloads: one call for the program to make at preview.
+
+`plan_agents(values, root)` reads `cma:agents` (or the older single-agent keys),
+`cma:customToolsModule` and `cma:workerImage`, imports the custom-tools module to derive its
+tools' specs, and checks that every custom tool an agent names exists; all problems come back
+together in one `AgentsConfigError`, each naming its key. The plan then gives each agent's
+create / update body, and the worker image's extension for the image provider.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.agent_definition import (
+    AgentDefinition,
+    AgentDefinitionError,
+    check_custom_tools,
+    create_payload,
+    parse_agents,
+    update_payload,
+)
+from infra.custom_tools import CustomToolsConfigError, custom_tool_specs, module_path
+from infra.images import REPO_ROOT
+from infra.worker_image import WorkerImageConfig, WorkerImageError, parse_worker_image
+
+# The config keys this plan reads (beside cma:agentName, cma:model, cma:agentSystem).
+KEYS = ("cma:agents", "cma:customToolsModule", "cma:workerImage")
+
+
+class AgentsConfigError(ValueError):
+    """The agents' config is invalid; `problems` holds one `key: message` line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid agent config:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class AgentsPlan:
+    """The validated agents, the custom tools' specs, and the worker image's extension."""
+
+    agents: tuple[AgentDefinition, ...]
+    custom_tools: Mapping[str, dict[str, Any]]
+    worker_image: WorkerImageConfig
+
+    def create_payload(self, index: int) -> dict[str, Any]:
+        return create_payload(self.agents[index], self.custom_tools)
+
+    def update_payload(self, index: int, live: Mapping[str, Any]) -> dict[str, Any]:
+        return update_payload(self.agents[index], self.custom_tools, live)
+
+    def resource_names(self) -> list[str]:
+        """A Pulumi resource name per agent, stable while its name is (the first: `agent`)."""
+        names = ["agent"]
+        for agent in self.agents[1:]:
+            slug = re.sub(r"[^a-z0-9]+", "-", agent.name.lower()).strip("-") or "unnamed"
+            names.append(f"agent-{slug}")
+        return names
+
+
+def plan_agents(values: Mapping[str, Any], root: Path = REPO_ROOT) -> AgentsPlan:
+    """The plan of `values` (full config keys); every problem of every key at once."""
+    problems: list[str] = []
+    agents: list[AgentDefinition] = []
+    specs: dict[str, dict[str, Any]] = {}
+    worker_image = WorkerImageConfig.model_validate({})
+    try:
+        agents = parse_agents(values)
+    except AgentDefinitionError as exc:
+        problems += exc.problems
+    try:
+        worker_image = parse_worker_image(values, root)
+    except WorkerImageError as exc:
+        problems += exc.problems
+    ref = values.get("cma:customToolsModule")
+    if ref and not any(p.startswith("cma:customToolsModule") for p in problems):
+        try:
+            specs = custom_tool_specs(module_path(str(ref), root))
+        except CustomToolsConfigError as exc:
+            problems.append(str(exc))
+    if agents and not problems:
+        try:
+            check_custom_tools(agents, specs)
+        except AgentDefinitionError as exc:
+            problems += exc.problems
+    if problems:
+        raise AgentsConfigError(problems)
+    return AgentsPlan(tuple(agents), specs, worker_image)

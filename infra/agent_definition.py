@@ -452,3 +452,27 @@ def drift(payload: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
         else live.get("multiagent") is not None,
     }
     return sorted(field for field, changed in differs.items() if changed)
+
+
+DRIFT_FIELDS = (
+    "name",
+    "description",
+    "system",
+    "model",
+    "tools",
+    "mcp_servers",
+    "skills",
+    "metadata",
+    "execution_identity",
+    "multiagent",
+)
+
+
+def live_state(live: Mapping[str, Any]) -> dict[str, Any]:
+    """What to keep of a read-back in state: the compared fields, the id and the version.
+
+    A provider's diff is then `drift(payload_of_new_inputs, olds["live"])`: it shows a declared
+    change and an out-of-band edit (once refresh stored the edited read-back) alike.
+    """
+    kept = {field: live.get(field) for field in DRIFT_FIELDS}
+    return {**kept, "id": live.get("id"), "version": live.get("version")}

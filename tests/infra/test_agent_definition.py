@@ -17,6 +17,7 @@ from infra.agent_definition import (
     check_custom_tools,
     create_payload,
     drift,
+    live_state,
     parse_agents,
     update_payload,
 )
@@ -336,3 +337,16 @@ def test_the_update_payload_restores_the_declared_agent(tmp_path: Path) -> None:
     restored = api.update_agent(created["id"], update_payload(agent, LOOKUP, edited))
     assert drift(payload, restored) == []
     assert "extra" not in restored["metadata"]
+
+
+def test_the_state_of_a_read_back_diffs_like_the_read_back(tmp_path: Path) -> None:
+    api = backend(tmp_path)
+    (agent,) = parse_agents({"cma:agents": [FULL]})
+    payload = create_payload(agent, LOOKUP)
+    live = api.create_agent(payload)
+    state = live_state(live)
+    assert (state["id"], state["version"]) == (live["id"], 1)
+    assert "created_at" not in state and "updated_at" not in state
+    assert drift(payload, state) == []
+    (renamed,) = parse_agents({"cma:agents": [{**FULL, "name": "renamed"}]})
+    assert drift(create_payload(renamed, LOOKUP), state) == ["name"]

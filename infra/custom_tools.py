@@ -13,9 +13,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from worker.custom_tools import CustomToolsError, load_tools
+from worker.image import APP_DIR
 
 CONFIG_KEY = "cma:customToolsModule"
-IMAGE_DIR = PurePosixPath("/app/custom_tools")
+IMAGE_DIR = PurePosixPath(APP_DIR) / "custom_tools"
 
 
 class CustomToolsConfigError(ValueError):
@@ -56,5 +57,12 @@ def custom_tool_specs(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def image_location(path: Path) -> str:
-    """Where the module lies in the worker image (the worker's `CMA_CUSTOM_TOOLS`)."""
+    """Where the module lies in the worker image."""
     return str(IMAGE_DIR / path.name)
+
+
+def worker_location(path: Path) -> str:
+    """The worker's `CMA_CUSTOM_TOOLS`: the module's place relative to the image's working dir,
+    where the worker runs (an emulated sandbox lays the image out in a folder of its own, so
+    only a relative path holds in both)."""
+    return str((IMAGE_DIR / path.name).relative_to(APP_DIR))

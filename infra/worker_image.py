@@ -29,7 +29,12 @@ from blaxel.core.image import ImageInstance
 from pydantic import BaseModel, ConfigDict, Field
 
 from infra.custom_tools import CONFIG_KEY as CUSTOM_TOOLS_KEY
-from infra.custom_tools import CustomToolsConfigError, image_location, module_path
+from infra.custom_tools import (
+    CustomToolsConfigError,
+    image_location,
+    module_path,
+    worker_location,
+)
 from infra.images import REPO_ROOT, ImageFactoryError, resolve_factory
 from worker.custom_tools import CUSTOM_TOOLS_ENV
 
@@ -216,5 +221,5 @@ def build_worker_image(config: WorkerImageConfig, root: Path = REPO_ROOT) -> Ima
         location = image_location(path)
         add = image.add_local_dir if path.is_dir() else image.add_local_file
         image = add(str(path), location, context_name=f"custom_tools/{path.name}")
-        image = image.env(**{CUSTOM_TOOLS_ENV: location})
+        image = image.env(**{CUSTOM_TOOLS_ENV: worker_location(path)})
     return image

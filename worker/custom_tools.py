@@ -1,9 +1,10 @@
 """Custom tools in the worker: the user's module of SDK tool functions, served beside the toolset.
 
 The stack bakes the module named by `cma:customToolsModule` into the image and sets
-`CMA_CUSTOM_TOOLS` to where it lies (a `.py` file, or a package directory for tools split
-over several files, which import each other relatively: `from .helpers import x`). Its tools are the module-level objects the SDK's decorators made
-(`@beta_tool` / `@beta_async_tool`): their name, description and input schema are what the
+`CMA_CUSTOM_TOOLS` to where it lies, relative to the working dir the worker runs in. It is a
+`.py` file, or a package directory for tools split over several files (which import each
+other relatively: `from .helpers import x`). Its tools are the module-level objects the SDK's
+decorators made (`@beta_tool` / `@beta_async_tool`): their name, description and input schema are what the
 stack declares on the agents, and the `EnvironmentWorker` answers an `agent.custom_tool_use`
 of that name by running the function (its session runner looks tools up by name and answers
 with a `user.custom_tool_result`, anthropic `lib/tools/_beta_session_runner.py`).

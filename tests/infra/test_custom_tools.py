@@ -11,6 +11,7 @@ from infra.custom_tools import (
     custom_tool_specs,
     image_location,
     module_path,
+    worker_location,
 )
 
 TOOLS = '''
@@ -85,3 +86,4 @@ def test_a_path_that_names_no_module_is_a_clear_error(
 def test_the_module_lies_under_app_custom_tools_in_the_image(tmp_path: Path) -> None:
     assert image_location(tmp_path / "orders") == "/app/custom_tools/orders"
     assert image_location(tmp_path / "tools.py") == "/app/custom_tools/tools.py"
+    assert worker_location(tmp_path / "tools.py") == "custom_tools/tools.py"

@@ -185,7 +185,7 @@ def test_the_extras_are_installed_on_top_of_the_default_image(project: Path) -> 
     assert "npm install -g typescript@5.6.3" in dockerfile
     assert "COPY extra-files/0 /etc/agent/rules.md" in dockerfile
     assert "COPY custom_tools/tools.py /app/custom_tools/tools.py" in dockerfile
-    assert 'ENV CMA_CUSTOM_TOOLS="/app/custom_tools/tools.py"' in dockerfile
+    assert 'ENV CMA_CUSTOM_TOOLS="custom_tools/tools.py"' in dockerfile  # from WORKDIR /app
     assert "COPY worker /app/worker" in dockerfile  # still the worker
 
 

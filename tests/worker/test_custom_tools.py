@@ -17,7 +17,8 @@ from anthropic.lib.tools.agent_toolset import AgentToolContext
 from emulator.server import EmulatorServer
 from infra.agent_definition import create_payload, parse_agents
 from infra.custom_tools import custom_tool_specs
-from tests.orchestrator_app.emulated import ROOT, Stack, make_stack, wait_for
+from infra.worker_image import build_worker_image, parse_worker_image
+from tests.orchestrator_app.emulated import ROOT, Stack, make_stack, push_worker_image, wait_for
 from worker.custom_tools import CUSTOM_TOOLS_ENV, CustomToolsError, load_tools, worker_tools
 
 ORDERS = '''
@@ -117,6 +118,14 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             made.client.close()
 
 
+def reply(stack: Stack, session_id: str) -> str | None:
+    """The text of the session's first agent message, once there is one."""
+    for event in stack.events(session_id):
+        if event.type == "agent.message":
+            return str(event.content[0].text)
+    return None
+
+
 def agent_with_custom_tool(stack: Stack, package: Path) -> str:
     """An agent declared as the stack would: the tool's schema derived from the module."""
     (definition,) = parse_agents(
@@ -173,16 +182,52 @@ def test_a_session_gets_the_custom_tools_result_from_the_worker(
     )
     try:
         stack.say(session_id, 'custom lookup_order: {"order_id": "A1"}')
-
-        def reply() -> str | None:
-            for event in stack.events(session_id):
-                if event.type == "agent.message":
-                    return str(event.content[0].text)
-            return None
-
-        assert wait_for(reply, "the agent's reply") == "Done. lookup_order (ok): order A1: shipped"
+        answer = wait_for(lambda: reply(stack, session_id), "the agent's reply")
+        assert answer == "Done. lookup_order (ok): order A1: shipped"
         results = [e for e in stack.events(session_id) if e.type == "user.custom_tool_result"]
         assert len(results) == 1 and results[0].is_error is False
     finally:
         worker.terminate()
         worker.communicate(timeout=30)
+
+
+FACTORY = """
+from worker.image import worker_image
+
+
+def quick_worker():
+    return worker_image(max_idle_seconds=1)
+"""
+
+
+def test_the_image_the_stack_builds_carries_the_tools_to_the_worker_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole path: the extended image pushed to the emulated Blaxel, the orchestrator
+    starting `python -m worker` in a sandbox laid out from it, the tool's result in the session."""
+    project = tmp_path / "project"
+    package = write_package(project)
+    (project / "quick_image.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(project))
+    config = parse_worker_image(
+        {
+            "cma:customToolsModule": "orders",
+            "cma:workerImage": {"factory": "quick_image:quick_worker"},
+        },
+        project,
+    )
+    with EmulatorServer() as server:
+        image_ref = push_worker_image(server, build_worker_image(config, project))
+        stack = make_stack(server, image_ref, tmp_path, name="custom-tools-image")
+        try:
+            stack.orchestrator()
+            agent_id = agent_with_custom_tool(stack, package)
+            session_id = stack.client.beta.sessions.create(
+                agent=agent_id, environment_id=stack.environment_id
+            ).id
+            stack.say(session_id, 'custom lookup_order: {"order_id": "B2"}')
+            answer = wait_for(lambda: reply(stack, session_id), "the agent's reply")
+            assert answer == "Done. lookup_order (ok): order B2: shipped"
+        finally:
+            stack.close()
+            stack.client.close()

@@ -33,6 +33,7 @@ TOOLSET_TOOLS = ("bash", "edit", "read", "write", "glob", "grep", "web_fetch", "
 # MCP toolsets to always_ask; tools are enabled unless configured otherwise.
 DEFAULT_POLICY = {TOOLSET: "always_allow", "mcp_toolset": "always_ask"}
 TOOL_NAME = r"^[A-Za-z0-9_-]{1,128}$"  # custom tool names (BetaManagedAgentsCustomToolParams)
+MULTIAGENT_MEMBERS = ("advisor", "subagents", "workflows")
 LEGACY_KEYS = {"name": "cma:agentName", "model": "cma:model", "system": "cma:agentSystem"}
 _LEGACY = "cma:agent"  # the error prefix of the one agent the older keys define
 # Discriminator values pydantic puts into an error's location; they are not config keys.
@@ -314,6 +315,14 @@ def _tool_payload(tool: AgentToolset | McpToolset | CustomTool, custom: Mapping[
     return tool.model_dump(exclude_none=True)
 
 
+def _multiagent_payload(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An update merges a `multiagent_20261001` into the stored one member by member: a member
+    not declared is sent as null, which gives it its default instead of keeping an old value."""
+    if value is not None and value.get("type") == "multiagent_20261001":
+        return {**dict.fromkeys(MULTIAGENT_MEMBERS), **value}
+    return value
+
+
 def create_payload(defn: AgentDefinition, custom_tools: Mapping[str, Any]) -> dict[str, Any]:
     """The body of `agents.create` (pure); `custom_tools` maps a name to its derived spec."""
     model = defn.model.model_dump(exclude_none=True)
@@ -329,7 +338,7 @@ def create_payload(defn: AgentDefinition, custom_tools: Mapping[str, Any]) -> di
         "execution_identity": (
             defn.execution_identity.model_dump() if defn.execution_identity else None
         ),
-        "multiagent": defn.multiagent,
+        "multiagent": _multiagent_payload(defn.multiagent),
     }
     return body
 
@@ -407,17 +416,41 @@ def _model_drifts(sent: Any, live: Any) -> bool:
     return "effort" in want and _effort(want["effort"]) != _effort(have.get("effort"))
 
 
-def _subset(want: Any, have: Any) -> bool:
-    """`want`'s keys hold the same values in `have` (the API may add defaults around them)."""
-    if want is None:
-        return True  # a key sent as null takes the API's default, whatever it is
-    if isinstance(want, Mapping) and isinstance(have, Mapping):
-        return all(_subset(v, have.get(k)) for k, v in want.items())
-    if isinstance(want, list) and isinstance(have, list):
-        return len(want) == len(have) and all(
-            _subset(w, h) for w, h in zip(want, have, strict=True)
-        )
-    return bool(want == have)
+def _roster(entries: Any, own_id: Any) -> list[str]:
+    """Roster entries as agent ids; the agent itself as "self" (the API resolves it to its id)."""
+    ids = []
+    for entry in entries or []:
+        if isinstance(entry, str):
+            ids.append("self" if entry == own_id else entry)
+        elif entry.get("type") == "self" or entry.get("id") == own_id:
+            ids.append("self")
+        elif entry.get("type") == "advisor":
+            ids.append(f"advisor:{entry.get('model')}")
+        else:
+            ids.append(str(entry.get("id")))
+    return sorted(ids)
+
+
+def _member_view(name: str, member: Any, own_id: Any) -> dict[str, Any]:
+    if member is None:  # absent or null: the member's default
+        member = {"type": "disabled"} if name == "advisor" else {"type": "enabled"}
+    view: dict[str, Any] = {"type": member.get("type")}
+    if view["type"] == "enabled" and name == "advisor":
+        view["model"] = member.get("model")
+    elif view["type"] == "enabled":
+        view["inline"] = (member.get("inline_agents") or {"type": "enabled"}).get("type")
+        view["predefined"] = _roster(member.get("predefined_agents"), own_id)
+    return view
+
+
+def _multiagent_view(value: Any, own_id: Any) -> Any:
+    """`multiagent` with roster references resolved away and member defaults made explicit."""
+    if not isinstance(value, Mapping):
+        return None
+    if value.get("type") == "coordinator":
+        return {"type": "coordinator", "agents": _roster(value.get("agents"), own_id)}
+    members = {m: _member_view(m, value.get(m), own_id) for m in MULTIAGENT_MEMBERS}
+    return {"type": value.get("type"), **members}
 
 
 def _skills_view(skills: Any) -> dict[tuple[str, str], str]:
@@ -447,9 +480,8 @@ def drift(payload: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
         != dict(live.get("metadata") or {}),
         "execution_identity": (payload.get("execution_identity") or {"type": "service_account"})
         != (live.get("execution_identity") or {"type": "service_account"}),
-        "multiagent": not _subset(payload.get("multiagent"), live.get("multiagent"))
-        if payload.get("multiagent") is not None
-        else live.get("multiagent") is not None,
+        "multiagent": _multiagent_view(payload.get("multiagent"), live.get("id"))
+        != _multiagent_view(live.get("multiagent"), live.get("id")),
     }
     return sorted(field for field, changed in differs.items() if changed)
 

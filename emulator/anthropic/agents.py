@@ -8,6 +8,7 @@ from typing import Any
 from emulator.anthropic.common import iso, new_id, paginate
 from emulator.anthropic.environments import apply_metadata_patch, check_metadata
 from emulator.anthropic.exceptions import ConflictError, InvalidRequestError
+from emulator.anthropic.multiagent import resolve_multiagent
 from emulator.anthropic.records import Agent
 from emulator.anthropic.state import BackendState
 
@@ -24,7 +25,6 @@ _REPLACEABLE: dict[str, Any] = {
     "tools": [],
     "mcp_servers": [],
     "skills": [],
-    "multiagent": None,
 }
 
 
@@ -173,8 +173,19 @@ class AgentOps(BackendState):
         check_references(snapshot)
         agent = Agent(id=new_id("agent"), created_at=now, versions=[snapshot])
         with self._lock:
+            own = (agent.id, 1)
+            snapshot["multiagent"] = resolve_multiagent(
+                body.get("multiagent"), None, own, self._latest_agent_version
+            )
             self.agents[agent.id] = agent
         return agent.to_api()
+
+    def _latest_agent_version(self, agent_id: str) -> int:
+        """The latest version of a roster entry's agent (the caller holds the lock)."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.archived_at is not None:
+            raise InvalidRequestError(f"multiagent: agent {agent_id} not found or archived")
+        return agent.version
 
     def retrieve_agent(self, agent_id: str, version: int | None = None) -> dict[str, Any]:
         with self._lock:
@@ -214,6 +225,13 @@ class AgentOps(BackendState):
                 if key in body:
                     snapshot[key] = _normalize_field(key, body[key])
             check_references(snapshot)
+            if "multiagent" in body:
+                snapshot["multiagent"] = resolve_multiagent(
+                    body["multiagent"],
+                    current.get("multiagent"),
+                    (agent_id, agent.version + 1),
+                    self._latest_agent_version,
+                )
             unchanged = all(
                 snapshot[k] == current[k] for k in current if k not in ("version", "updated_at")
             )

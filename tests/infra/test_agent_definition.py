@@ -350,3 +350,44 @@ def test_the_state_of_a_read_back_diffs_like_the_read_back(tmp_path: Path) -> No
     assert drift(payload, state) == []
     (renamed,) = parse_agents({"cma:agents": [{**FULL, "name": "renamed"}]})
     assert drift(create_payload(renamed, LOOKUP), state) == ["name"]
+
+
+def test_a_multiagent_roster_resolved_by_the_api_does_not_drift(tmp_path: Path) -> None:
+    api = backend(tmp_path)
+    helper = api.create_agent({"name": "helper", "model": "claude-sonnet-4-6"})
+    for multiagent in (
+        {"type": "coordinator", "agents": [{"type": "self"}, helper["id"]]},
+        {"type": "multiagent_20261001", "advisor": {"type": "enabled", "model": "claude-opus-4-8"}},
+        {
+            "type": "multiagent_20261001",
+            "subagents": {"type": "enabled", "predefined_agents": [helper["id"]]},
+        },
+    ):
+        (agent,) = parse_agents({"cma:agents": [{"name": "lead", "multiagent": multiagent}]})
+        payload = create_payload(agent, {})
+        assert drift(payload, api.create_agent(payload)) == [], multiagent
+
+
+def test_an_out_of_band_multiagent_member_drifts_and_the_update_restores_its_default(
+    tmp_path: Path,
+) -> None:
+    api = backend(tmp_path)
+    (agent,) = parse_agents(
+        {"cma:agents": [{"name": "lead", "multiagent": {"type": "multiagent_20261001"}}]}
+    )
+    payload = create_payload(agent, {})
+    created = api.create_agent(payload)
+    # An edit that sends only the advisor: the API merges it into the stored members.
+    edited = api.update_agent(
+        created["id"],
+        {
+            "multiagent": {
+                "type": "multiagent_20261001",
+                "advisor": {"type": "enabled", "model": "m"},
+            }
+        },
+    )
+    assert drift(payload, edited) == ["multiagent"]
+    restored = api.update_agent(created["id"], update_payload(agent, {}, edited))
+    assert restored["multiagent"]["advisor"] == {"type": "disabled"}
+    assert drift(payload, restored) == []

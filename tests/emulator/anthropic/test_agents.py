@@ -123,3 +123,50 @@ def test_tools_and_servers_the_api_refuses(
         client.beta.agents.create(name="bad", model="claude-sonnet-4-6", **fields)
     assert caught.value.status_code == 400
     assert caught.value.api_message == message
+
+
+def test_a_multiagent_roster_reads_back_resolved_to_agent_versions(
+    client: anthropic.Anthropic,
+) -> None:
+    helper = agent(client, "helper")
+    client.beta.agents.update(helper.id, version=1, system="v2")
+    created = client.beta.agents.create(
+        name="lead",
+        model="claude-sonnet-4-6",
+        multiagent={"type": "coordinator", "agents": [{"type": "self"}, helper.id]},
+    )
+    strict(BetaManagedAgentsAgent, created)
+    assert created.multiagent is not None and created.multiagent.type == "coordinator"
+    assert [(a.id, a.version) for a in created.multiagent.agents] == [  # type: ignore[union-attr]
+        (created.id, 1),
+        (helper.id, 2),
+    ]
+
+
+def test_a_multiagent_update_merges_members_and_null_restores_a_default(
+    client: anthropic.Anthropic,
+) -> None:
+    created = client.beta.agents.create(
+        name="lead",
+        model="claude-sonnet-4-6",
+        multiagent={"type": "multiagent_20261001", "workflows": {"type": "disabled"}},
+    )
+    strict(BetaManagedAgentsAgent, created)
+    merged = client.beta.agents.update(
+        created.id,
+        version=1,
+        multiagent={"type": "multiagent_20261001", "advisor": {"type": "enabled", "model": "m"}},
+    )
+    assert merged.multiagent is not None and merged.multiagent.type == "multiagent_20261001"
+    assert (merged.multiagent.advisor.type, merged.multiagent.workflows.type) == (
+        "enabled",
+        "disabled",
+    )
+    reset = client.beta.agents.update(
+        created.id, version=2, multiagent={"type": "multiagent_20261001", "workflows": None}
+    )
+    assert reset.multiagent is not None and reset.multiagent.type == "multiagent_20261001"
+    assert (reset.multiagent.advisor.type, reset.multiagent.workflows.type) == (
+        "enabled",
+        "enabled",
+    )

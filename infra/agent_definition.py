@@ -508,3 +508,14 @@ def live_state(live: Mapping[str, Any]) -> dict[str, Any]:
     """
     kept = {field: live.get(field) for field in DRIFT_FIELDS}
     return {**kept, "id": live.get("id"), "version": live.get("version")}
+
+
+def declared_or_live(payload: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """Per compared field: the declared value where the read-back agrees, else the read-back's.
+
+    As a provider's outputs (and refresh's inputs), a field-by-field diff against the next
+    inputs then shows exactly the fields edited out of band, and nothing for an agent the API
+    merely enriched or reordered.
+    """
+    drifted = set(drift(payload, live))
+    return {f: live.get(f) if f in drifted else payload.get(f) for f in DRIFT_FIELDS}

@@ -13,9 +13,11 @@ from anthropic.types.beta import BetaManagedAgentsAgent
 from emulator.anthropic import AnthropicBackend
 from emulator.config import EmulatorConfig
 from infra.agent_definition import (
+    DRIFT_FIELDS,
     AgentDefinitionError,
     check_custom_tools,
     create_payload,
+    declared_or_live,
     drift,
     live_state,
     parse_agents,
@@ -391,3 +393,19 @@ def test_an_out_of_band_multiagent_member_drifts_and_the_update_restores_its_def
     restored = api.update_agent(created["id"], update_payload(agent, {}, edited))
     assert restored["multiagent"]["advisor"] == {"type": "disabled"}
     assert drift(payload, restored) == []
+
+
+def test_outputs_keep_declared_values_and_take_only_drifted_ones_from_the_read_back(
+    tmp_path: Path,
+) -> None:
+    api = backend(tmp_path)
+    (agent,) = parse_agents({"cma:agents": [FULL]})
+    payload = create_payload(agent, LOOKUP)
+    created = api.create_agent(payload)
+    assert declared_or_live(payload, created) == {f: payload[f] for f in DRIFT_FIELDS}
+    edited = api.update_agent(created["id"], {"system": "edited", "metadata": {"x": "1"}})
+    outputs = declared_or_live(payload, edited)
+    changed = sorted(f for f in DRIFT_FIELDS if outputs[f] != payload[f])
+    assert changed == ["metadata", "system"]
+    assert outputs["system"] == "edited"
+    assert outputs["tools"] == payload["tools"]  # enriched by the API, yet as declared

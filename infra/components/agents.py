@@ -6,25 +6,26 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from infra.components.credentials import AnthropicAccess
+from infra.config import NAME_KEYS
+from infra.names import Owner
 from infra.providers.agent import DEFAULT_MODEL, Agent
 from infra.providers.environment import SelfHostedEnvironment
 
 
 @dataclass
 class AgentPlatformArgs:
-    """What to create on the Anthropic side."""
+    """What to create on the Anthropic side (credentials come from the stack config)."""
 
-    access: AnthropicAccess
-    environment_name: str
-    agent_name: str
-    model: str = DEFAULT_MODEL
-    system: str | None = None
+    environment_name: pulumi.Input[str]
+    agent_name: pulumi.Input[str]
+    owner: Owner
+    model: pulumi.Input[str] = DEFAULT_MODEL
+    system: pulumi.Input[str] | None = None
     metadata: dict[str, str] = field(default_factory=lambda: {"managed-by": "cma-blaxel"})
-    # Existing resources to take over (by id) instead of creating: the dynamic provider host
-    # cannot serve `pulumi import`, so the providers' create adopts them (`adopt_id`).
+    # Existing resources to take over (by id) instead of creating one of our own.
     import_environment_id: str | None = None
     import_agent_id: str | None = None
+    protect: bool = False
 
 
 class AgentPlatform(pulumi.ComponentResource):
@@ -39,14 +40,16 @@ class AgentPlatform(pulumi.ComponentResource):
     ) -> None:
         super().__init__("cma:anthropic:AgentPlatform", name, None, opts)
 
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        owner = {"project": args.owner.project, "stack": args.owner.stack}
         self.environment = SelfHostedEnvironment(
             f"{name}-environment",
             {
-                **args.access.props(),
                 "name": args.environment_name,
                 "description": "Self-hosted tools on Blaxel sandboxes (cma-blaxel)",
                 "metadata": dict(args.metadata),
+                "owner": owner,
+                "name_key": NAME_KEYS["environment"],
                 "adopt_id": args.import_environment_id,
             },
             child,
@@ -54,11 +57,12 @@ class AgentPlatform(pulumi.ComponentResource):
         self.agent = Agent(
             f"{name}-agent",
             {
-                **args.access.props(),
                 "name": args.agent_name,
                 "model": args.model,
                 "system": args.system,
                 "metadata": dict(args.metadata),
+                "owner": owner,
+                "name_key": NAME_KEYS["agent"],
                 "adopt_id": args.import_agent_id,
             },
             child,

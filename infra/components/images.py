@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.components.credentials import BlaxelAccess
-from infra.images import REPO_ROOT, choose_factory, image_digest, load_image
+from infra.images import choose_factory, image_digest, load_image
 from infra.providers.image import SandboxImage
 
 
@@ -17,22 +16,20 @@ class ImageSpec:
 
     image_name: str
     factory: str
-    context_dir: str
+    context_dir: str  # relative to the package root (infra.images.PACKAGE_ROOT)
     memory_mb: int = 4096
 
     def resolved(self) -> ImageSpec:
-        """Absolute context, and the default factory while the package has none of its own."""
-        context = self.context_dir
-        if not context.startswith("/"):
-            context = str(REPO_ROOT / context)
-        return ImageSpec(self.image_name, choose_factory(self.factory), context, self.memory_mb)
+        """The default factory while the package has none of its own."""
+        return ImageSpec(
+            self.image_name, choose_factory(self.factory), self.context_dir, self.memory_mb
+        )
 
 
 @dataclass
 class SandboxImagesArgs:
-    """Both images and where to push them."""
+    """Both images (credentials come from the stack config)."""
 
-    access: BlaxelAccess
     worker: ImageSpec
     orchestrator: ImageSpec
 
@@ -62,11 +59,9 @@ class SandboxImages(pulumi.ComponentResource):
     ) -> None:
         super().__init__("cma:images:SandboxImages", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.worker = SandboxImage(
-            f"{name}-worker", {**args.access.props(), **image_props(args.worker)}, child
-        )
+        self.worker = SandboxImage(f"{name}-worker", image_props(args.worker), child)
         self.orchestrator = SandboxImage(
-            f"{name}-orchestrator", {**args.access.props(), **image_props(args.orchestrator)}, child
+            f"{name}-orchestrator", image_props(args.orchestrator), child
         )
         self.worker_image = self.worker.image
         self.orchestrator_image = self.orchestrator.image

@@ -5,28 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from infra.clients import anthropic as api
-from infra.clients.errors import NotFound
-from infra.providers.base import (
-    ANTHROPIC_CREDENTIAL_FIELDS,
-    PortableProvider,
-    Props,
-    anthropic_credentials,
-    check_with,
-    field_diff,
-    pick,
-    with_defaults,
-    with_secret_outputs,
-)
+from infra.names import owner_of, refuse_foreign
+from infra.providers.base import CmaProvider, CmaResource, OwnedProps
 
-FIELDS = ("name", "model", "system", "description", "tools", "metadata")
 DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_TOOLS: list[dict[str, Any]] = [{"type": "agent_toolset_20260401"}]
+IMPORT_HINT = (
+    "Set {name_key} to another name, or take it over with "
+    "`pulumi config set cma:importAgentId {id}` (or scripts/import-stack)."
+)
 
 
-class AgentProps(Props):
+class AgentProps(OwnedProps):
     """Inputs of an agent."""
 
     name: str
@@ -35,17 +27,19 @@ class AgentProps(Props):
     description: str | None = None
     tools: list[dict[str, Any]] = DEFAULT_TOOLS
     metadata: dict[str, str] = {}
-    adopt_id: str | None = None  # an existing agent to take over instead of creating
+    adopt_id: str | None = None  # an existing agent to take over (explicit import)
 
 
-def agent_payload(props: dict[str, Any]) -> dict[str, Any]:
-    """The create / update body (pure); `version` is added by the update call."""
-    p = AgentProps.model_validate(props)
+def agent_payload(p: AgentProps) -> dict[str, Any]:
+    """The create / update body, marked with its owner (pure); `version` is added by update."""
+    metadata = dict(p.metadata)
+    if p.owner:
+        metadata.update(p.owner.mark())
     body: dict[str, Any] = {
         "name": p.name,
         "model": p.model,
         "tools": [dict(t) for t in p.tools],
-        "metadata": dict(p.metadata),
+        "metadata": metadata,
     }
     if p.system is not None:
         body["system"] = p.system
@@ -60,87 +54,98 @@ def live_model_id(live: dict[str, Any]) -> str | None:
     return model.get("id") if isinstance(model, dict) else model
 
 
-def agent_outputs(props: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """State: desired fields, credentials (secret), the id and the live version."""
+def live_tools(live: dict[str, Any], wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tools as read back, reduced to the keys we set (the API adds its defaults)."""
+    tools = live.get("tools")
+    if not isinstance(tools, list):
+        return wanted
+    keys = set().union(*(t.keys() for t in wanted)) if wanted else {"type"}
+    return [{k: v for k, v in t.items() if k in keys} for t in tools if isinstance(t, dict)]
+
+
+def agent_outputs(p: AgentProps, live: dict[str, Any]) -> dict[str, Any]:
+    """State: what the platform holds for each diffed field, the id and the version (pure)."""
+    marks = set(p.owner.mark()) if p.owner else set()
+    metadata = {k: v for k, v in (live.get("metadata") or {}).items() if k not in marks}
+    found = owner_of(live.get("metadata"))
     return {
-        **pick(props, ANTHROPIC_CREDENTIAL_FIELDS),
-        **pick(AgentProps.model_validate(props).model_dump(), FIELDS),
+        **p.model_dump(),
+        "name": live.get("name"),
+        "model": live_model_id(live),
+        "system": live.get("system"),
+        "description": live.get("description"),
+        "tools": live_tools(live, p.tools),
+        "metadata": metadata,
+        "owner": {"project": found.project, "stack": found.stack} if found else None,
         "agent_id": live["id"],
         "version": int(live["version"]),
     }
 
 
-def agent_read_outputs(props: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """State after a refresh: what the platform holds, so drift shows in the next diff."""
-    outs = agent_outputs(props, live)
-    outs.update(
-        name=live.get("name"),
-        model=live_model_id(live),
-        system=live.get("system"),
-        description=live.get("description"),
-        metadata=dict(live.get("metadata") or {}),
-    )
-    return outs
-
-
-class AgentProvider(PortableProvider):
+class AgentProvider(CmaProvider):
     """CRUD for `agent_…` through the Anthropic client."""
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        return check_with(AgentProps, news)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        wanted = {**news, **pick(with_defaults(AgentProps, news), FIELDS)}
-        return field_diff(olds, wanted, (*FIELDS, *ANTHROPIC_CREDENTIAL_FIELDS))
+    props_model = AgentProps
+    not_diffed = frozenset({"adopt_id", "name_key"})
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        creds = anthropic_credentials(props)
-        payload = agent_payload(props)
-        adopt_id = AgentProps.model_validate(props).adopt_id
-        # Adopt the one asked for, or one left by an earlier run that failed after creating it.
-        if adopt_id:
-            live: dict[str, Any] | None = api.get_agent(creds, adopt_id)
+        from infra.clients import anthropic as api
+
+        creds = self.anthropic()
+        p: AgentProps = self.validated(props)
+        payload = agent_payload(p)
+        if p.adopt_id:  # asked for explicitly: taken over whoever marked it
+            live: dict[str, Any] | None = api.get_agent(creds, p.adopt_id)
         else:
-            live = api.find_agent_by_name(creds, payload["name"])
+            live = api.find_agent_by_name(creds, p.name)
+            # Only our own (left by an earlier run that failed after creating it) is adopted.
+            if live is not None and p.owner and owner_of(live.get("metadata")) != p.owner:
+                hint = IMPORT_HINT.format(name_key=p.name_key or "the name", id=live["id"])
+                raise refuse_foreign("agent", p.name, owner_of(live.get("metadata")), p.owner, hint)
         if live is None:
             live = api.create_agent(creds, payload)
-        else:
+        elif agent_outputs(p, live) != agent_outputs(p, {**live, **_as_live(payload)}):
             live = api.update_agent(creds, live["id"], int(live["version"]), payload)
-        return CreateResult(live["id"], agent_outputs(props, live))
+        return CreateResult(live["id"], agent_outputs(p, live))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from infra.clients import anthropic as api
+        from infra.clients.errors import NotFound
+
+        p: AgentProps = self.validated(props)
         try:
-            live = api.get_agent(anthropic_credentials(props), id_)
+            live = api.get_agent(self.anthropic(), id_)
         except NotFound:
             return ReadResult("", {})
-        return ReadResult(id_, agent_read_outputs(props, live))
+        outs = agent_outputs(p, live)
+        return ReadResult(id_, outs, inputs={k: outs[k] for k in AgentProps.model_fields})
 
     def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        creds = anthropic_credentials(news)
+        from infra.clients import anthropic as api
+
+        creds = self.anthropic()
+        p: AgentProps = self.validated(news)
         # The version to send is the live one: someone may have versioned it since.
         current = api.get_agent(creds, id_)
-        live = api.update_agent(creds, id_, int(current["version"]), agent_payload(news))
-        return UpdateResult(agent_outputs(news, live))
+        live = api.update_agent(creds, id_, int(current["version"]), agent_payload(p))
+        return UpdateResult(agent_outputs(p, live))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        api.archive_agent(anthropic_credentials(props), id_)
+        from infra.clients import anthropic as api
+
+        api.archive_agent(self.anthropic(), id_)
 
 
-class Agent(Resource):
+def _as_live(payload: dict[str, Any]) -> dict[str, Any]:
+    """A payload in the shape the API reads back, to compare with a live agent (pure)."""
+    return {**payload, "system": payload.get("system"), "description": payload.get("description")}
+
+
+class Agent(CmaResource, module="cma", name="Agent"):
     """A CMA agent; `agent_id` and `version` (bumped by every update)."""
+
+    provider_class = AgentProvider
+    output_names = ("agent_id", "version")
 
     agent_id: pulumi.Output[str]
     version: pulumi.Output[int]
-
-    def __init__(
-        self,
-        resource_name: str,
-        props: dict[str, Any],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            AgentProvider(),
-            resource_name,
-            {**props, "agent_id": None, "version": None},
-            with_secret_outputs(opts, "anthropic_api_key"),
-        )

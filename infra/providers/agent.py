@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
+from infra.agent_definition import declared_or_live, drift
 from infra.names import owner_of, refuse_foreign
 from infra.providers.base import CmaProvider, CmaResource, OwnedProps
 
@@ -19,32 +20,55 @@ IMPORT_HINT = (
 
 
 class AgentProps(OwnedProps):
-    """Inputs of an agent."""
+    """Inputs of an agent: the fields of `agents.create`, as `infra.agent_definition` builds
+    them (custom tools already resolved to their name, description and input schema)."""
 
     name: str
-    model: str = DEFAULT_MODEL
+    model: str | dict[str, Any] = DEFAULT_MODEL
     system: str | None = None
     description: str | None = None
     tools: list[dict[str, Any]] = DEFAULT_TOOLS
+    mcp_servers: list[dict[str, Any]] = []
+    skills: list[dict[str, Any]] = []
     metadata: dict[str, str] = {}
+    execution_identity: dict[str, Any] | None = None
+    multiagent: dict[str, Any] | None = None
     adopt_id: str | None = None  # an existing agent to take over (explicit import)
 
 
-def agent_payload(p: AgentProps) -> dict[str, Any]:
-    """The create / update body, marked with its owner (pure); `version` is added by update."""
+# Fields newer than the first version of this provider (absent from older states).
+ADDED_FIELDS = ("mcp_servers", "skills", "execution_identity", "multiagent")
+# Create takes these only when set (omitted = the API's default); update sends them always.
+_OPTIONAL = ("system", "description", "execution_identity", "multiagent")
+
+
+def _marked(p: AgentProps) -> dict[str, str]:
     metadata = dict(p.metadata)
     if p.owner:
         metadata.update(p.owner.mark())
+    return metadata
+
+
+def agent_payload(p: AgentProps) -> dict[str, Any]:
+    """The create body, marked with its owner (pure)."""
     body: dict[str, Any] = {
         "name": p.name,
         "model": p.model,
         "tools": [dict(t) for t in p.tools],
-        "metadata": metadata,
+        "mcp_servers": [dict(s) for s in p.mcp_servers],
+        "skills": [dict(s) for s in p.skills],
+        "metadata": _marked(p),
     }
-    if p.system is not None:
-        body["system"] = p.system
-    if p.description is not None:
-        body["description"] = p.description
+    body.update({k: getattr(p, k) for k in _OPTIONAL if getattr(p, k) is not None})
+    return body
+
+
+def agent_update_payload(p: AgentProps, live: dict[str, Any]) -> dict[str, Any]:
+    """The update body but `version` (pure): every field, as the API replaces them whole, and
+    metadata as a patch where a key the live agent has but the definition lacks is null."""
+    body = {**agent_payload(p), **{k: getattr(p, k) for k in _OPTIONAL}}
+    removed = dict.fromkeys(k for k in live.get("metadata") or {} if k not in body["metadata"])
+    body["metadata"] = {**removed, **body["metadata"]}
     return body
 
 
@@ -54,28 +78,16 @@ def live_model_id(live: dict[str, Any]) -> str | None:
     return model.get("id") if isinstance(model, dict) else model
 
 
-def live_tools(live: dict[str, Any], wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tools as read back, reduced to the keys we set (the API adds its defaults)."""
-    tools = live.get("tools")
-    if not isinstance(tools, list):
-        return wanted
-    keys = set().union(*(t.keys() for t in wanted)) if wanted else {"type"}
-    return [{k: v for k, v in t.items() if k in keys} for t in tools if isinstance(t, dict)]
-
-
 def agent_outputs(p: AgentProps, live: dict[str, Any]) -> dict[str, Any]:
-    """State: what the platform holds for each diffed field, the id and the version (pure)."""
+    """State (pure): per diffed field the input where the platform agrees with it (it fills in
+    tool defaults and reorders), else what it holds; the id and the version."""
     marks = set(p.owner.mark()) if p.owner else set()
-    metadata = {k: v for k, v in (live.get("metadata") or {}).items() if k not in marks}
+    fields = declared_or_live(agent_payload(p), live)
+    fields["metadata"] = {k: v for k, v in (fields["metadata"] or {}).items() if k not in marks}
     found = owner_of(live.get("metadata"))
     return {
         **p.model_dump(),
-        "name": live.get("name"),
-        "model": live_model_id(live),
-        "system": live.get("system"),
-        "description": live.get("description"),
-        "tools": live_tools(live, p.tools),
-        "metadata": metadata,
+        **fields,
         "owner": {"project": found.project, "stack": found.stack} if found else None,
         "agent_id": live["id"],
         "version": int(live["version"]),
@@ -87,6 +99,11 @@ class AgentProvider(CmaProvider):
 
     props_model = AgentProps
     not_diffed = frozenset({"adopt_id", "name_key"})
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
+        # State written before these fields existed holds the agent with their defaults.
+        defaults = {f: AgentProps.model_fields[f].default for f in ADDED_FIELDS}
+        return super().diff(id_, {**defaults, **olds}, news)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         from infra.clients import anthropic as api
@@ -104,8 +121,9 @@ class AgentProvider(CmaProvider):
                 raise refuse_foreign("agent", p.name, owner_of(live.get("metadata")), p.owner, hint)
         if live is None:
             live = api.create_agent(creds, payload)
-        elif agent_outputs(p, live) != agent_outputs(p, {**live, **_as_live(payload)}):
-            live = api.update_agent(creds, live["id"], int(live["version"]), payload)
+        elif drift(payload, live):
+            body = agent_update_payload(p, live)
+            live = api.update_agent(creds, live["id"], int(live["version"]), body)
         return CreateResult(live["id"], agent_outputs(p, live))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -127,18 +145,14 @@ class AgentProvider(CmaProvider):
         p: AgentProps = self.validated(news)
         # The version to send is the live one: someone may have versioned it since.
         current = api.get_agent(creds, id_)
-        live = api.update_agent(creds, id_, int(current["version"]), agent_payload(p))
+        body = agent_update_payload(p, current)
+        live = api.update_agent(creds, id_, int(current["version"]), body)
         return UpdateResult(agent_outputs(p, live))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         from infra.clients import anthropic as api
 
         api.archive_agent(self.anthropic(), id_)
-
-
-def _as_live(payload: dict[str, Any]) -> dict[str, Any]:
-    """A payload in the shape the API reads back, to compare with a live agent (pure)."""
-    return {**payload, "system": payload.get("system"), "description": payload.get("description")}
 
 
 class Agent(CmaResource, module="cma", name="Agent"):

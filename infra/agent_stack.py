@@ -55,11 +55,12 @@ class AgentsPlan:
 
     def resource_names(self) -> list[str]:
         """A Pulumi resource name per agent, stable while its name is (the first: `agent`)."""
-        names = ["agent"]
-        for agent in self.agents[1:]:
-            slug = re.sub(r"[^a-z0-9]+", "-", agent.name.lower()).strip("-") or "unnamed"
-            names.append(f"agent-{slug}")
-        return names
+        return ["agent"] + [f"agent-{resource_suffix(a.name)}" for a in self.agents[1:]]
+
+
+def resource_suffix(agent_name: str) -> str:
+    """An agent's name as a resource name part (the first agent keeps the older `agent`)."""
+    return re.sub(r"[^a-z0-9]+", "-", agent_name.lower()).strip("-") or "unnamed"
 
 
 def plan_agents(values: Mapping[str, Any], root: Path = REPO_ROOT) -> AgentsPlan:

@@ -78,8 +78,12 @@ class StackConfig(BaseModel):
         None, alias="cma:webhookSigningSecretPrevious"
     )
     agent_name: str | None = Field(None, alias="cma:agentName", min_length=1)
-    model: str = Field("claude-sonnet-4-6", alias="cma:model", min_length=1)
+    model: str | None = Field(None, alias="cma:model", min_length=1)  # default: claude-sonnet-4-6
     agent_system: str | None = Field(None, alias="cma:agentSystem")
+    # Agents as code (infra/agent_stack.py validates them, with the tools and image they use).
+    agents: Any = Field(None, alias="cma:agents")
+    custom_tools_module: str | None = Field(None, alias="cma:customToolsModule")
+    worker_image_extension: Any = Field(None, alias="cma:workerImage")
     recovery_poll_seconds: int = Field(15, alias="cma:recoveryPollSeconds", ge=1, le=3600)
     max_concurrent_starts: int = Field(8, alias="cma:maxConcurrentStarts", ge=1, le=256)
     # Take over existing resources by id on the next `up` (the orchestrator sandbox is always
@@ -191,6 +195,21 @@ class StackConfig(BaseModel):
             or scoped_name(project, stack, "orch-img"),
             worker_image=self.worker_image_name or scoped_name(project, stack, "worker-img"),
         )
+
+    def agent_values(self, default_agent_name: str) -> dict[str, Any]:
+        """The agent keys as `infra.agent_stack.plan_agents` reads them: `cma:agents`, or the
+        older single-agent keys (named by default after the stack)."""
+        values: dict[str, Any] = {
+            "cma:agents": self.agents,
+            "cma:customToolsModule": self.custom_tools_module,
+            "cma:workerImage": self.worker_image_extension,
+            "cma:model": self.model,
+            "cma:agentSystem": self.agent_system,
+            "cma:agentName": self.agent_name,
+        }
+        if self.agents is None:
+            values["cma:agentName"] = self.agent_name or default_agent_name
+        return values
 
     @property
     def secrets_missing(self) -> list[str]:

@@ -4,14 +4,18 @@ Pulumi program can build too (`CmaBlaxelStack("cma", CmaBlaxelStackArgs.from_con
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
+from infra.agent_stack import AgentsConfigError, AgentsPlan, plan_agents
 from infra.components.agents import AgentPlatform, AgentPlatformArgs
 from infra.components.images import ImageSpec, SandboxImages, SandboxImagesArgs
 from infra.components.orchestrator import Orchestrator, OrchestratorArgs, WorkerSettings
-from infra.config import StackConfig, StackNames, secret_output
+from infra.config import ConfigError, StackConfig, StackNames, secret_output
 from infra.names import Owner
+from infra.providers.agent import DEFAULT_MODEL
+from infra.worker_image import WorkerImageConfig
 
 WORKER_FACTORY = "worker.image:worker_image"
 ORCHESTRATOR_FACTORY = "orchestrator_app.image:orchestrator_image"
@@ -30,16 +34,29 @@ class CmaBlaxelStackArgs:
     orchestrator_image: ImageSpec
     names: StackNames
     owner: Owner
+    # The agents as code (cma:agents, cma:customToolsModule, cma:workerImage), validated.
+    agents: AgentsPlan | None = None
 
     @classmethod
     def from_config(cls, config: StackConfig, owner: Owner | None = None) -> CmaBlaxelStackArgs:
         """The images of the `worker/` and `orchestrator_app/` packages."""
         owner = owner or Owner(pulumi.get_project(), pulumi.get_stack())
         names = config.names(owner.project, owner.stack)
+        try:
+            # User files (custom tools, extra files) are relative to the project directory.
+            plan = plan_agents(config.agent_values(names.agent), Path.cwd())
+        except AgentsConfigError as exc:
+            raise ConfigError(exc.problems) from None
+        extension = plan.worker_image.model_dump()
+        has_extension = extension != WorkerImageConfig.model_validate({}).model_dump()
         return cls(
             config=config,
             worker_image=ImageSpec(
-                names.worker_image, WORKER_FACTORY, "worker", config.worker_memory_mb
+                names.worker_image,
+                WORKER_FACTORY,
+                "worker",
+                config.worker_memory_mb,
+                extension=extension if has_extension else None,
             ),
             orchestrator_image=ImageSpec(
                 names.orchestrator_image,
@@ -49,6 +66,7 @@ class CmaBlaxelStackArgs:
             ),
             names=names,
             owner=owner,
+            agents=plan,
         )
 
 
@@ -86,8 +104,15 @@ class CmaBlaxelStack(pulumi.ComponentResource):
                 environment_name=args.names.environment,
                 agent_name=args.names.agent,
                 owner=args.owner,
-                model=cfg.model,
+                model=cfg.model or DEFAULT_MODEL,
                 system=cfg.agent_system,
+                # The older single-agent keys keep the older agent inputs (no diff on upgrade).
+                agents=[
+                    {k: v for k, v in args.agents.create_payload(i).items() if v is not None}
+                    for i in range(len(args.agents.agents))
+                ]
+                if args.agents and cfg.agents is not None
+                else [],
                 import_environment_id=cfg.import_environment_id,
                 import_agent_id=cfg.import_agent_id,
                 protect=cfg.protect,
@@ -142,6 +167,8 @@ class CmaBlaxelStack(pulumi.ComponentResource):
             "environment_id": self.platform.environment_id,
             "agent_id": self.platform.agent_id,
             "agent_version": self.platform.agent_version,
+            # Per agent of cma:agents: {name: {id, version}}.
+            "agents": self.platform.agents,
             "webhook_url": self.orchestrator.webhook_url,
             "orchestrator_sandbox": self.orchestrator.sandbox_name,
             "orchestrator_url": self.orchestrator.url,

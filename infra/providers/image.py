@@ -25,6 +25,8 @@ class ImageProps(Props):
     context_dir: str  # relative to the package root
     digest: str
     memory_mb: int = 4096
+    # The worker image's extension (infra.worker_image), paths relative to the project root.
+    extension: dict[str, Any] | None = None
 
 
 def image_ref(live: dict[str, Any], name: str) -> str:
@@ -56,7 +58,16 @@ class ImageProvider(CmaProvider):
         from infra.clients.blaxel_images import push_image
         from infra.images import load_image
 
-        image = load_image(p.factory, p.context_dir)
+        if p.extension:
+            from pathlib import Path
+
+            from infra.worker_image import WorkerImageConfig, build_worker_image
+
+            # The provider runs in the project directory, as the program does.
+            config = WorkerImageConfig.model_validate(p.extension)
+            image = build_worker_image(config, Path.cwd())
+        else:
+            image = load_image(p.factory, p.context_dir)
         live = push_image(self.blaxel(), p.image_name, image, p.memory_mb)
         return image_outputs(p, image_ref(live, p.image_name))
 

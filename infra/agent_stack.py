@@ -23,12 +23,18 @@ from infra.agent_definition import (
     parse_agents,
     update_payload,
 )
-from infra.custom_tools import CustomToolsConfigError, custom_tool_specs, module_path
+from infra.custom_tools import (
+    CustomToolsConfigError,
+    custom_tool_specs,
+    module_digest,
+    module_path,
+)
 from infra.images import REPO_ROOT
 from infra.worker_image import WorkerImageConfig, WorkerImageError, parse_worker_image
 
 # The config keys this plan reads (beside cma:agentName, cma:model, cma:agentSystem).
 KEYS = ("cma:agents", "cma:customToolsModule", "cma:workerImage")
+TOOLS_DIGEST_KEY = "cma-custom-tools"
 
 
 class AgentsConfigError(ValueError):
@@ -47,11 +53,21 @@ class AgentsPlan:
     custom_tools: Mapping[str, dict[str, Any]]
     worker_image: WorkerImageConfig
 
+    tools_digest: str | None = None  # of the custom-tools module, when there is one
+
     def create_payload(self, index: int) -> dict[str, Any]:
-        return create_payload(self.agents[index], self.custom_tools)
+        return create_payload(self._stamped(index), self.custom_tools)
 
     def update_payload(self, index: int, live: Mapping[str, Any]) -> dict[str, Any]:
-        return update_payload(self.agents[index], self.custom_tools, live)
+        return update_payload(self._stamped(index), self.custom_tools, live)
+
+    def _stamped(self, index: int) -> AgentDefinition:
+        """An agent using the module's tools carries the module's digest in its metadata."""
+        agent = self.agents[index]
+        if not (self.tools_digest and agent.custom_tool_names()):
+            return agent
+        metadata = {**agent.metadata, TOOLS_DIGEST_KEY: self.tools_digest}
+        return agent.model_copy(update={"metadata": metadata})
 
     def resource_names(self) -> list[str]:
         """A Pulumi resource name per agent, stable while its name is (the first: `agent`)."""
@@ -78,9 +94,11 @@ def plan_agents(values: Mapping[str, Any], root: Path = REPO_ROOT) -> AgentsPlan
     except WorkerImageError as exc:
         problems += exc.problems
     ref = values.get("cma:customToolsModule")
+    digest = None
     if ref and not any(p.startswith("cma:customToolsModule") for p in problems):
         try:
-            specs = custom_tool_specs(module_path(str(ref), root))
+            path = module_path(str(ref), root)
+            specs, digest = custom_tool_specs(path), module_digest(path)
         except CustomToolsConfigError as exc:
             problems.append(str(exc))
     if agents and not problems:
@@ -90,4 +108,4 @@ def plan_agents(values: Mapping[str, Any], root: Path = REPO_ROOT) -> AgentsPlan
             problems += exc.problems
     if problems:
         raise AgentsConfigError(problems)
-    return AgentsPlan(tuple(agents), specs, worker_image)
+    return AgentsPlan(tuple(agents), specs, worker_image, digest)

@@ -9,6 +9,7 @@ image digest: a changed tool is a new digest, an unchanged one no diff.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -66,3 +67,16 @@ def worker_location(path: Path) -> str:
     where the worker runs (an emulated sandbox lays the image out in a folder of its own, so
     only a relative path holds in both)."""
     return str((IMAGE_DIR / path.name).relative_to(APP_DIR))
+
+
+def module_digest(path: Path) -> str:
+    """A short digest of the module's source files (names and bytes, caches ignored): the
+    agents that use its tools carry it, so a changed tool is a new agent version as well."""
+    files = [path] if path.is_file() else sorted(path.rglob("*.py"))
+    digest = hashlib.sha256()
+    for file in files:
+        if "__pycache__" in file.parts:
+            continue
+        digest.update(f"\0{file.relative_to(path.parent).as_posix()}\0".encode())
+        digest.update(file.read_bytes())
+    return "sha256:" + digest.hexdigest()[:16]

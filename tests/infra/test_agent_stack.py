@@ -80,3 +80,18 @@ def test_a_custom_tool_without_a_module_says_the_key_is_unset(root: Path) -> Non
         "cma:agents[0].tools[0].name: no custom tool 'lookup_order' "
         "(known: none: cma:customToolsModule is not set)"
     ]
+
+
+def test_agents_using_module_tools_carry_its_digest_so_a_code_change_is_a_new_version(
+    root: Path,
+) -> None:
+    values = {"cma:agents": TWO_AGENTS, "cma:customToolsModule": "tools.py"}
+    before = plan_agents(values, root)
+    stamp = before.create_payload(0)["metadata"]["cma-custom-tools"]
+    assert stamp.startswith("sha256:")
+    assert "cma-custom-tools" not in before.create_payload(1)["metadata"]  # uses no module tool
+    assert plan_agents(values, root).create_payload(0) == before.create_payload(0)
+    (root / "tools.py").write_text(TOOL.replace("return order_id", "return order_id.upper()"))
+    after = plan_agents(values, root).create_payload(0)
+    assert after["metadata"]["cma-custom-tools"] != stamp
+    assert after["tools"] == before.create_payload(0)["tools"]  # same schema, new code

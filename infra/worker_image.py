@@ -212,14 +212,15 @@ def build_worker_image(config: WorkerImageConfig, root: Path = REPO_ROOT) -> Ima
         image = image.pip_install("--no-cache-dir", *config.pip_packages)
     if config.npm_globals:
         image = image.npm_install(*config.npm_globals, global_install=True)
+    # Context names are flat: the SDK writes each at the top of the build context.
     for index, (dest, source) in enumerate(sorted(config.files.items())):
         local = root / source
         add = image.add_local_dir if local.is_dir() else image.add_local_file
-        image = add(str(local), dest, context_name=f"extra-files/{index}")
+        image = add(str(local), dest, context_name=f"extra-file-{index}")
     if config.custom_tools_module:
         path = module_path(config.custom_tools_module, root)
         location = image_location(path)
         add = image.add_local_dir if path.is_dir() else image.add_local_file
-        image = add(str(path), location, context_name=f"custom_tools/{path.name}")
+        image = add(str(path), location, context_name=f"custom-tools-{path.name}")
         image = image.env(**{CUSTOM_TOOLS_ENV: worker_location(path)})
     return image

@@ -4,6 +4,7 @@ and to its digest (a changed custom tool or file is a new digest, an unchanged o
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,8 +184,8 @@ def test_the_extras_are_installed_on_top_of_the_default_image(project: Path) -> 
     assert "install -y --no-install-recommends postgresql-client" in dockerfile
     assert "pip install --no-cache-dir psycopg==3.2.3" in dockerfile
     assert "npm install -g typescript@5.6.3" in dockerfile
-    assert "COPY extra-files/0 /etc/agent/rules.md" in dockerfile
-    assert "COPY custom_tools/tools.py /app/custom_tools/tools.py" in dockerfile
+    assert "COPY extra-file-0 /etc/agent/rules.md" in dockerfile
+    assert "COPY custom-tools-tools.py /app/custom_tools/tools.py" in dockerfile
     assert 'ENV CMA_CUSTOM_TOOLS="custom_tools/tools.py"' in dockerfile  # from WORKDIR /app
     assert "COPY worker /app/worker" in dockerfile  # still the worker
 
@@ -229,3 +230,21 @@ def test_no_extension_is_the_default_worker_image(project: Path) -> None:
 
     config = parse_worker_image({}, project)
     assert build_worker_image(config, project).dockerfile == worker_image().dockerfile
+
+
+def test_the_build_context_holds_every_copied_file(project: Path) -> None:
+    """The SDK writes each context name at the top of the context: they must be flat names."""
+    config = parse_worker_image(
+        {
+            "cma:customToolsModule": "tools.py",
+            **image_config(files={"/etc/rules.md": "config/rules.md", "/etc/cfg": "config"}),
+        },
+        project,
+    )
+    context = build_worker_image(config, project).write_temp()
+    try:
+        assert (context / "custom-tools-tools.py").read_text() == TOOL.format(answer="shipped")
+        assert (context / "extra-file-1").read_text() == "be careful\n"
+        assert (context / "extra-file-0" / "rules.md").exists()
+    finally:
+        shutil.rmtree(context, ignore_errors=True)

@@ -154,8 +154,10 @@ class AgentDefinition(_Strict):
     tools: list[Tool] = Field([AgentToolset(type=TOOLSET)], max_length=256)
     mcp_servers: list[McpServer] = Field([], max_length=20)
     skills: list[Skill] = []
+    # The API keeps 16 keys; the stack adds up to 4 of its own (managed-by, the owner's
+    # project and stack, the custom tools' digest).
     metadata: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]] = (
-        Field({}, max_length=16)
+        Field({}, max_length=12)
     )
     execution_identity: Annotated[ServiceAccount | AwsRole, Field(discriminator="type")] | None = (
         None

@@ -117,8 +117,8 @@ def test_a_nested_error_names_the_full_path_without_union_tags() -> None:
             "cma:agents[0].model.speed: must be one of 'standard' or 'fast', got 'warp'",
         ),
         (
-            {"name": "a", "metadata": {f"k{i}": "v" for i in range(17)}},
-            "cma:agents[0].metadata: Dictionary should have at most 16 items after validation",
+            {"name": "a", "metadata": {f"k{i}": "v" for i in range(13)}},
+            "cma:agents[0].metadata: Dictionary should have at most 12 items after validation",
         ),
         (
             {"name": "a", "tools": [{"type": "custom", "name": "has space"}]},

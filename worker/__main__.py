@@ -90,16 +90,18 @@ async def serve(environ: dict[str, str] | os._Environ[str]) -> None:
     """Serve the item with EnvironmentWorker.handle_item, authenticated by the work secret."""
     from anthropic import AsyncAnthropic
     from anthropic.lib.environments import EnvironmentWorker
-    from anthropic.lib.tools.agent_toolset import beta_agent_toolset_20260401
+
+    from worker.custom_tools import worker_tools
 
     workdir = workspace_dir(Path.cwd())
     workdir.mkdir(parents=True, exist_ok=True)
     # No credential on the client itself: every call rides the item's sessions token.
     client = AsyncAnthropic(base_url=environ["ANTHROPIC_BASE_URL"], auth_token="")
     try:
-        # The agent toolset (bash, read, write, edit, glob, grep), bound per session to `workdir`.
+        # The agent toolset (bash, read, write, edit, glob, grep), bound per session to `workdir`,
+        # and the custom tools the image carries (CMA_CUSTOM_TOOLS).
         worker = EnvironmentWorker(
-            client, tools=beta_agent_toolset_20260401, workdir=workdir, max_idle=max_idle(environ)
+            client, tools=worker_tools(environ), workdir=workdir, max_idle=max_idle(environ)
         )
         await worker.handle_item(
             work_id=environ["ANTHROPIC_WORK_ID"],

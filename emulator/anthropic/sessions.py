@@ -207,7 +207,7 @@ class SessionOps(WorkOps, WebhookOps):
             raise InvalidRequestError(f"events.type: unsupported event type {kind!r}")
         if event["type"] in ("user.tool_result", "user.custom_tool_result"):
             key = "tool_use_id" if event["type"] == "user.tool_result" else "custom_tool_use_id"
-            open_ids = {e["id"] for e in agent_script.open_tool_calls(session.events)}
+            open_ids = agent_script.open_call_ids(session.events, event["type"])
             if event.get(key) not in open_ids:
                 raise InvalidRequestError(
                     f"events.{key}: {event.get(key)!r} names no open tool call of session {session.id}"
@@ -219,8 +219,10 @@ class SessionOps(WorkOps, WebhookOps):
         if event["type"] == "user.tool_confirmation":
             self._check_confirmation(session, event)
         stored = self._append(session, dict(event))
-        permissions = agent_script.tool_permissions(session.agent.get("tools") or [])
-        for emitted in agent_script.react(session.events, stored, permissions):
+        tools = session.agent.get("tools") or []
+        permissions = agent_script.tool_permissions(tools)
+        custom = agent_script.custom_tools(tools)
+        for emitted in agent_script.react(session.events, stored, permissions, custom):
             self._append_agent_event(session, emitted)
         return stored
 

@@ -53,8 +53,9 @@ def console(server: EmulatorServer, method: str, path: str, **kwargs: Any) -> An
     return response.json()
 
 
-def push_worker_image(server: EmulatorServer) -> str:
-    """Build and push `worker.image.worker_image()` with the SDK; returns the image ref."""
+def push_worker_image(server: EmulatorServer, image: Any = None) -> str:
+    """Build and push `image` (by default `worker.image.worker_image()`) with the SDK; returns
+    the image ref."""
     from blaxel.core.authentication import ApiKey, CredentialsType
     from blaxel.core.client.client import client as blaxel_client
     from blaxel.core.common.settings import settings as blaxel_settings
@@ -70,7 +71,8 @@ def push_worker_image(server: EmulatorServer) -> str:
     blaxel_client.with_base_url(config.blaxel_base_url)
     blaxel_client.with_auth(auth)
     blaxel_settings.auth = auth
-    built = worker_image(max_idle_seconds=1).build_sync(name=WORKER_IMAGE_NAME, timeout=60)
+    image = image or worker_image(max_idle_seconds=1)
+    built = image.build_sync(name=WORKER_IMAGE_NAME, timeout=60)
     runtime: Any = built.spec.runtime
     return str(runtime.image)  # e.g. <workspace>/sandbox/cma-worker:<tag>
 

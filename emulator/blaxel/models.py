@@ -7,6 +7,7 @@ errors of `emulator.blaxel.exceptions`; the routes only translate HTTP to these 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import shutil
@@ -19,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from emulator.blaxel import files, specs, volumes
+from emulator.blaxel import files, images, specs, volumes
 from emulator.blaxel.exceptions import BadRequest, Conflict, Forbidden, NotFound, Unavailable
-from emulator.blaxel.images import Image, ImageStore, Layout, lay_out
+from emulator.blaxel.images import Image, ImageStore, lay_out
 from emulator.blaxel.processes import SandboxProcess
 from emulator.blaxel.records import (
     DeletedSandbox,
@@ -37,7 +38,6 @@ from emulator.config import BLAXEL_PREFIX, EmulatorConfig
 logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 0.1
-BUILD_STEP_S = 0.3  # how long a pushed build stays in each of BUILDING and DEPLOYING
 
 
 def free_port() -> int:
@@ -51,6 +51,8 @@ class BlaxelBackend:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
+        self.timing = config.timing
+        self._initial_timing = dataclasses.asdict(config.timing)
         self.workspace = config.blaxel_workspace
         self.root = config.data_dir / "blaxel"
         self.images = ImageStore(self.root / "images", self.workspace)
@@ -91,6 +93,7 @@ class BlaxelBackend:
             self.process_starts.clear()
             self.deleted_sandboxes.clear()
             self.clock_offset = 0.0
+        self.timing.update(**self._initial_timing)
         self.images.reset()
         shutil.rmtree(self.root / "sandboxes", ignore_errors=True)
         shutil.rmtree(self.root / "volumes", ignore_errors=True)
@@ -123,7 +126,12 @@ class BlaxelBackend:
         return self._public("sandboxes", name)
 
     def preview_url(self, sandbox: str, preview: str) -> str:
-        return self._public("previews", sandbox, preview)
+        """As the control plane answers it: a host and path without a scheme.
+
+        Clients must normalise it (docs/platform-contract.md, "preview URL"); on loopback the
+        product's normaliser picks http.
+        """
+        return self._public("previews", sandbox, preview).split("://", 1)[1]
 
     def sandbox_view(self, sandbox: Sandbox) -> dict[str, Any]:
         deadline = specs.expiry_deadline(
@@ -142,16 +150,23 @@ class BlaxelBackend:
             metadata.get("name") or f"sandbox-{secrets.token_hex(4)}"
         )
         spec = specs.with_defaults(body.get("spec"))
-        specs.validate_spec(spec)
+        specs.validate_spec(spec, self.config.regions)
         with self._lock:
             existing = self.sandboxes.get(name)
-            if existing is not None and existing.status not in ("TERMINATED", "FAILED"):
+            if existing is not None:
+                self._settle(existing)
+            if existing is not None and existing.status == "DELETING":
+                raise Conflict(
+                    f"Sandbox '{name}' is being deleted", code="SANDBOX_DELETION_IN_PROGRESS"
+                )
+            if existing is not None and existing.alive:
+                # createIfNotExist answers whatever holds the name, FAILED included: the
+                # caller deletes and recreates (docs/platform-contract.md, "createIfNotExist").
                 if create_if_not_exist:
                     return existing
                 raise Conflict(f"Sandbox '{name}' already exists", code="SANDBOX_ALREADY_EXISTS")
-            if existing is not None:
-                existing.processes.kill_all()
-                volumes.detach(name, self.volumes)
+            if not upload:
+                self._check_image(spec)
             self._check_volumes(name, spec)
             now = self.now()
             sandbox = Sandbox(
@@ -174,28 +189,57 @@ class BlaxelBackend:
         """A sandbox, or a deleted one (TERMINATED) during its retention."""
         with self._lock:
             sandbox = self.sandboxes.get(name)
-        if sandbox is None:
-            raise NotFound(f"Sandbox '{name}' not found", code="SANDBOX_NOT_FOUND")
+            if sandbox is None:
+                raise NotFound(f"Sandbox '{name}' not found", code="SANDBOX_NOT_FOUND")
+            self._settle(sandbox)
         return sandbox
 
     def list_sandboxes(self) -> list[Sandbox]:
         with self._lock:
+            for sandbox in list(self.sandboxes.values()):
+                self._settle(sandbox)
             return sorted((s for s in self.sandboxes.values() if s.alive), key=lambda s: s.name)
+
+    def _settle(self, sandbox: Sandbox) -> None:
+        """Apply the state change that became due: DEPLOYING ends, DELETING ends (lock held)."""
+        now = self.now()
+        if (
+            sandbox.status == "DEPLOYING"
+            and sandbox.ready_at is not None
+            and now >= sandbox.ready_at
+        ):
+            sandbox.status = "DEPLOYED"
+            sandbox.ready_at = None
+            sandbox.last_used_at = self.now()
+        elif (
+            sandbox.status == "DELETING" and sandbox.gone_at is not None and now >= sandbox.gone_at
+        ):
+            sandbox.status = "TERMINATED"
+            sandbox.gone_at = None
+            shutil.rmtree(sandbox.root.parent, ignore_errors=True)
 
     def update_sandbox(self, name: str, body: dict[str, Any], upload: bool = False) -> Sandbox:
         sandbox = self._live(name)
         metadata = body.get("metadata") or {}
         spec = specs.with_defaults(body.get("spec") or sandbox.spec)
         specs.merge_masked_envs(spec, sandbox.spec)
-        specs.validate_spec(spec)
+        specs.validate_spec(spec, self.config.regions)
+        specs.check_envs_unchanged(spec, sandbox.spec)
         with self._lock:
+            old_runtime = sandbox.spec["runtime"]
+            image_changed = spec["runtime"].get("image") != old_runtime.get("image")
+            if image_changed and not upload:
+                self._check_image(spec)
             self._check_volumes(name, spec)
             for key in ("labels", "displayName", "externalId"):
                 if key in metadata:
                     sandbox.metadata[key] = metadata[key]
-            old_image = sandbox.spec["runtime"].get("image")
-            image_changed = spec["runtime"].get("image") != old_image
-            redeploy = image_changed or spec.get("volumes") != sandbox.spec.get("volumes")
+            # An image or memory change "may reset the sandbox" (SDK update_sandbox docstring).
+            redeploy = (
+                image_changed
+                or spec["runtime"].get("memory") != old_runtime.get("memory")
+                or spec.get("volumes") != sandbox.spec.get("volumes")
+            )
             sandbox.spec = spec
             sandbox.updated_at = self.now()
             if upload:
@@ -208,25 +252,43 @@ class BlaxelBackend:
         return sandbox
 
     def delete_sandbox(self, name: str) -> Sandbox:
-        sandbox = self._live(name)
+        """Start a deletion: DELETING (processes gone at once), TERMINATED a moment later."""
+        sandbox = self.get_sandbox(name)
+        if sandbox.status == "DELETING":
+            return sandbox
+        if not sandbox.alive:
+            raise NotFound(f"Sandbox '{name}' not found", code="SANDBOX_NOT_FOUND")
         self._terminate(sandbox, "deleted")
         return sandbox
 
     def _live(self, name: str) -> Sandbox:
         sandbox = self.get_sandbox(name)
-        if not sandbox.alive:
+        if not sandbox.alive or sandbox.status == "DELETING":
             raise NotFound(f"Sandbox '{name}' not found", code="SANDBOX_NOT_FOUND")
         return sandbox
 
-    def _provision(self, sandbox: Sandbox) -> None:
-        """Lay the image into a fresh folder, mount volumes, back the ports: DEPLOYED."""
+    def _check_image(self, spec: dict[str, Any]) -> None:
+        """A sandbox image must be pushed to the workspace or be a public hub image (400)."""
+        ref = str(spec["runtime"]["image"])
+        if self.images.resolve(ref) is None and not images.is_hub_image(ref):
+            raise BadRequest(
+                f"Image '{ref}' not found in workspace '{self.workspace}' or the Blaxel hub",
+                code="IMAGE_NOT_FOUND",
+            )
+
+    def _provision(self, sandbox: Sandbox, deploy_s: float | None = None) -> None:
+        """Lay the image into a fresh folder, mount volumes, back the ports: DEPLOYING, then
+        DEPLOYED once the deploy latency has passed."""
         shutil.rmtree(sandbox.root, ignore_errors=True)
         sandbox.root.mkdir(parents=True)
         image = self.images.resolve(str(sandbox.spec["runtime"]["image"]))
-        sandbox.layout = lay_out(image, sandbox.root) if image else Layout()
+        sandbox.layout = lay_out(image, sandbox.root) if image else images.hub_layout()
         self._mount_volumes(sandbox)
         self._allocate_ports(sandbox)
-        sandbox.status = "DEPLOYED"
+        delay = self.timing.sandbox_deploy_s if deploy_s is None else deploy_s
+        sandbox.status = "DEPLOYING"
+        sandbox.ready_at = self.now() + delay
+        self._settle(sandbox)
 
     def _allocate_ports(self, sandbox: Sandbox) -> None:
         for port in specs.runtime_ports(sandbox.spec):
@@ -239,14 +301,19 @@ class BlaxelBackend:
         volumes.mount(sandbox.name, sandbox.root, sandbox.spec, self.volumes)
 
     def _terminate(self, sandbox: Sandbox, reason: str) -> None:
+        with self._lock:
+            if sandbox.status in ("DELETING", "TERMINATED"):
+                return  # the sweeper and a request may both find it due
+            sandbox.status = "DELETING"
         sandbox.processes.kill_all()
         with self._lock:
             sandbox.previews.clear()
-            sandbox.status = "TERMINATED"
+            sandbox.status = "DELETING"
+            sandbox.gone_at = self.now() + self.timing.sandbox_delete_s
             sandbox.terminated_at = self.now()
             volumes.detach(sandbox.name, self.volumes)
             self.deleted_sandboxes.append(DeletedSandbox(sandbox.name, reason, time.time()))
-        shutil.rmtree(sandbox.root.parent, ignore_errors=True)
+            self._settle(sandbox)
 
     # -- expiry --------------------------------------------------------------------------------
 
@@ -262,12 +329,14 @@ class BlaxelBackend:
         with self._lock:
             sandboxes = list(self.sandboxes.values())
         for sandbox in sandboxes:
+            with self._lock:
+                self._settle(sandbox)
             if sandbox.status == "DEPLOYED":
                 idle = self._idle_since(sandbox)
                 deadline = specs.expiry_deadline(sandbox.spec, sandbox.created_at, idle)
                 if deadline is not None and now >= deadline:
                     self._terminate(sandbox, "expired")
-            elif sandbox.terminated_at is not None and now >= sandbox.terminated_at + (
+            elif sandbox.status == "TERMINATED" and now >= (sandbox.terminated_at or now) + (
                 specs.terminated_retention(sandbox.spec)
             ):
                 with self._lock:
@@ -308,17 +377,17 @@ class BlaxelBackend:
         self._spawn(self._finish_build(sandbox, image))
 
     async def _finish_build(self, sandbox: Sandbox, image: Image) -> None:
-        await asyncio.sleep(BUILD_STEP_S)
+        await asyncio.sleep(self.timing.image_build_step_s)
         if sandbox.status != "BUILDING":
             return
         sandbox.status = "DEPLOYING"
-        await asyncio.sleep(BUILD_STEP_S)
+        await asyncio.sleep(self.timing.image_build_step_s)
         if sandbox.status != "DEPLOYING" or self.sandboxes.get(sandbox.name) is not sandbox:
             return  # deleted, replaced or reset meanwhile
         with self._lock:
             sandbox.spec["runtime"]["image"] = image.ref
             sandbox.processes.kill_all()
-            self._provision(sandbox)
+            self._provision(sandbox, deploy_s=0)
 
     # -- previews ------------------------------------------------------------------------------
 
@@ -328,8 +397,7 @@ class BlaxelBackend:
         spec = dict(body.get("spec") or {})
         if not isinstance(name, str) or not name:
             raise BadRequest("metadata.name is required")
-        if not isinstance(spec.get("port"), int) or not 1 <= spec["port"] <= 65535:
-            raise BadRequest("spec.port must be a port number")
+        specs.check_preview_port(spec.get("port"))
         with self._lock:
             if name in sandbox.previews:
                 raise Conflict(f"Preview '{name}' already exists", code="PREVIEW_ALREADY_EXISTS")
@@ -352,6 +420,8 @@ class BlaxelBackend:
     def update_preview(self, sandbox_name: str, name: str, body: dict[str, Any]) -> Preview:
         preview = self.get_preview(sandbox_name, name)
         spec = dict(body.get("spec") or {})
+        if "port" in spec:
+            specs.check_preview_port(spec["port"])
         spec["url"] = preview.spec["url"]  # the URL is stable for a sandbox and preview name
         preview.spec = {**preview.spec, **spec}
         self._live(sandbox_name).ports.setdefault(preview.port, free_port())
@@ -406,12 +476,52 @@ class BlaxelBackend:
     # -- the sandbox API: processes and files ----------------------------------------------------
 
     def sandbox_for_api(self, name: str) -> Sandbox:
-        """A deployed sandbox reached through its own URL (counts as activity)."""
+        """A deployed sandbox reached through its own URL (counts as activity).
+
+        A sandbox in standby wakes on this call, which fails once (503) as the first call after
+        a resume may (docs/platform-contract.md, "standby").
+        """
         sandbox = self._live(name)
-        if sandbox.status != "DEPLOYED":
-            raise Unavailable(f"Sandbox '{name}' is {sandbox.status}")
-        sandbox.last_used_at = self.now()
+        with self._lock:
+            if sandbox.status != "DEPLOYED":
+                raise Unavailable(f"Sandbox '{name}' is {sandbox.status}")
+            self._maybe_standby(sandbox)
+            sandbox.last_used_at = self.now()
+            if sandbox.standby:
+                sandbox.standby = False
+                raise Unavailable(f"Sandbox '{name}' is resuming from standby: retry")
         return sandbox
+
+    async def until_settled(self, name: str, status: str, limit_s: float = 30.0) -> None:
+        """Wait while the sandbox holding `name` is in `status` (DEPLOYING or DELETING)."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                sandbox = self.sandboxes.get(name)
+                if sandbox is None:
+                    return
+                self._settle(sandbox)
+                if sandbox.status != status:
+                    return
+                due = sandbox.ready_at if status == "DEPLOYING" else sandbox.gone_at
+                wait = (due or 0) - self.now()
+            await asyncio.sleep(min(max(wait, 0.005), 0.05))
+
+    async def until_deployed(self, name: str, limit_s: float = 30.0) -> None:
+        """Hold a call to a DEPLOYING sandbox until it is DEPLOYED, as the edge does.
+
+        The SDK no longer waits for DEPLOYED after create (blaxel 0.4.24
+        `core/sandbox/default/sandbox.py:725`, "You don't need to wait ... anymore"): the
+        platform holds the first calls instead. Past `limit_s` the call goes on and fails 503.
+        """
+        await self.until_settled(name, "DEPLOYING", limit_s)
+
+    def _maybe_standby(self, sandbox: Sandbox) -> None:
+        """Idle past the standby delay with no keepAlive process: in standby (lock held)."""
+        if sandbox.standby or sandbox.processes.any_running(keep_alive_only=True):
+            return
+        if self.now() - sandbox.last_used_at >= self.timing.standby_after_s:
+            sandbox.standby = True
 
     def exec_process(self, name: str, request: dict[str, Any]) -> SandboxProcess:
         sandbox = self.sandbox_for_api(name)
@@ -438,6 +548,32 @@ class BlaxelBackend:
 
     def kill_process(self, name: str, identifier: str) -> None:
         self.sandbox_for_api(name).processes.stop(identifier, signal.SIGKILL, "killed")
+
+    # -- faults (tests only, through /_emulator) ---------------------------------------------------
+
+    def fail_sandbox(self, name: str) -> Sandbox:
+        """The compute plane lost the sandbox: FAILED, processes gone (as a fatal error does)."""
+        sandbox = self._live(name)
+        sandbox.processes.kill_all()
+        with self._lock:
+            sandbox.status = "FAILED"
+            sandbox.ready_at = None
+        return sandbox
+
+    def recreate_sandbox(self, name: str) -> Sandbox:
+        """Blaxel rebuilt the sandbox from its image: processes gone, files reset."""
+        sandbox = self._live(name)
+        sandbox.processes.kill_all()
+        with self._lock:
+            self._provision(sandbox, deploy_s=0)
+        return sandbox
+
+    def standby_sandbox(self, name: str) -> Sandbox:
+        """Put the sandbox in standby now (its next sandbox API call fails once)."""
+        sandbox = self._live(name)
+        with self._lock:
+            sandbox.standby = True
+        return sandbox
 
     # -- inspection (tests only) -----------------------------------------------------------------
 

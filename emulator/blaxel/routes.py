@@ -85,7 +85,11 @@ def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
             body = await json_body(request)
             name = (body.get("metadata") or {}).get("name")
             upload = _flag(request, "upload")
-            sandbox = backend.create_sandbox(body, _flag(request, "createIfNotExist"), upload)
+            create_if_not_exist = _flag(request, "createIfNotExist")
+            if create_if_not_exist and isinstance(name, str):
+                # A deletion in flight is waited for server-side (SDK create_if_not_exists).
+                await backend.until_settled(name, "DELETING")
+            sandbox = backend.create_sandbox(body, create_if_not_exist, upload)
             return sandbox_response(sandbox, upload)
         except BlaxelError as error:
             return action_error(error, backend.workspace, name)
@@ -105,7 +109,7 @@ def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
 
     async def delete_sandbox(request: Request) -> Response:
         view = backend.sandbox_view(backend.delete_sandbox(request.path_params["name"]))
-        return JSONResponse({**view, "status": "DELETING"})
+        return JSONResponse(view)
 
     async def create_preview(request: Request) -> Response:
         preview = backend.create_preview(request.path_params["name"], await json_body(request))

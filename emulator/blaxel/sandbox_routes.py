@@ -60,6 +60,7 @@ def sandbox_api_routes(backend: BlaxelBackend) -> list[BaseRoute]:
         async def endpoint(request: Request) -> Response:
             try:
                 authenticate(request.headers, backend.config)
+                await backend.until_deployed(request.path_params["name"])
                 backend.sandbox_for_api(request.path_params["name"])
             except NotFound as error:
                 return gateway_error(NotFound(error.message, code="WORKLOAD_NOT_FOUND"))
@@ -205,6 +206,7 @@ def preview_routes(backend: BlaxelBackend) -> list[BaseRoute]:
     async def forward(request: Request) -> Response:
         params = request.path_params
         try:
+            await backend.until_deployed(params["sandbox"])
             _, preview, host_port = backend.preview_target(params["sandbox"], params["preview"])
             if not preview.public:
                 authenticate(request.headers, backend.config)

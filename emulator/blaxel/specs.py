@@ -20,6 +20,10 @@ DEFAULT_TERMINATED_RETENTION_S = 300
 DEFAULT_IMAGE = "blaxel/base-image:latest"
 DEFAULT_MEMORY = 4096
 POLICY_TYPES = ("ttl-idle", "ttl-max-age", "date")
+# Blaxel's own: 443 the sandbox API over HTTPS, 80 system, 8080 sandbox API (docs "Ports").
+RESERVED_PORTS = (80, 443, 8080)
+MEMORY_MIN_MB = 512  # sources silent: the product's own bounds (infra/config.py)
+MEMORY_MAX_MB = 65536
 
 
 def validate_sandbox_name(name: Any) -> str:
@@ -51,9 +55,48 @@ def parse_date(value: Any, field: str) -> float:
         raise BadRequest(f"{field}: invalid ISO 8601 date '{value}'") from exc
 
 
-def validate_spec(spec: dict[str, Any]) -> None:
-    """Reject the TTLs and lifecycle policies the control plane refuses (400)."""
+def check_port(port: Any, field: str) -> int:
+    """A port a sandbox may expose or preview: a number, not one of Blaxel's reserved ones."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise BadRequest(f"{field}: must be a port number (1-65535)", code="INVALID_PORTS")
+    if port in RESERVED_PORTS:
+        raise BadRequest(
+            f"{field}: port {port} is reserved by Blaxel"
+            f" ({', '.join(map(str, RESERVED_PORTS))} are reserved)",
+            code="INVALID_PORTS",
+        )
+    return port
+
+
+def check_preview_port(port: Any) -> int:
+    return check_port(port, "spec.port")
+
+
+def validate_spec(spec: dict[str, Any], regions: tuple[str, ...] = ()) -> None:
+    """Reject what the control plane refuses (400): TTLs, policies, ports, memory, region."""
     runtime = spec.get("runtime") or {}
+    for index, entry in enumerate(runtime.get("ports") or []):
+        if not isinstance(entry, dict):
+            raise BadRequest(
+                f"spec.runtime.ports[{index}]: must be an object", code="INVALID_PORTS"
+            )
+        check_port(entry.get("target"), f"spec.runtime.ports[{index}].target")
+    memory = runtime.get("memory")
+    if (
+        isinstance(memory, bool)
+        or not isinstance(memory, int)
+        or not (MEMORY_MIN_MB <= memory <= MEMORY_MAX_MB)
+    ):
+        raise BadRequest(
+            f"spec.runtime.memory: {memory!r} MB is outside {MEMORY_MIN_MB}-{MEMORY_MAX_MB}",
+            code="VALIDATION_FAILED",
+        )
+    region = spec.get("region")
+    if region is not None and regions and region not in regions:
+        raise BadRequest(
+            f"spec.region: unknown region {region!r} (one of {', '.join(regions)})",
+            code="INVALID_REGION",
+        )
     ttl = runtime.get("ttl")
     if ttl and parse_duration(ttl, "spec.runtime.ttl") < TTL_MAX_AGE_MIN_S:
         raise BadRequest("spec.runtime.ttl: minimum is 5m")
@@ -107,6 +150,28 @@ def merge_masked_envs(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> dic
     if "envs" in runtime:
         runtime["envs"] = merged
     return new_spec
+
+
+def check_envs_unchanged(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> None:
+    """Envs are fixed at creation (docs "Variables and secrets"): a change is refused (400)."""
+    if "envs" not in (new_spec.get("runtime") or {}):
+        new_spec["runtime"]["envs"] = copy.deepcopy((old_spec.get("runtime") or {}).get("envs"))
+        if new_spec["runtime"]["envs"] is None:
+            del new_spec["runtime"]["envs"]
+        return
+    if _env_set(new_spec) != _env_set(old_spec):
+        raise BadRequest(
+            "spec.runtime.envs: environment variables cannot be added or changed after a"
+            " sandbox is created; delete and create it again",
+            code="VALIDATION_FAILED",
+        )
+
+
+def _env_set(spec: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    envs = (spec.get("runtime") or {}).get("envs") or []
+    return sorted(
+        (str(e.get("name")), str(e.get("value") or ""), bool(e.get("secret"))) for e in envs
+    )
 
 
 def masked(spec: dict[str, Any]) -> dict[str, Any]:

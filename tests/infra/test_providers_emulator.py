@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from infra.clients import anthropic as api
 from infra.clients import blaxel as bl
+from infra.clients.errors import Invalid
 from infra.components.credentials import AnthropicAccess, BlaxelAccess
 from infra.components.orchestrator import OrchestratorArgs, server_secrets, server_settings
 from infra.images import image_digest, load_image
@@ -31,7 +33,7 @@ ORCHESTRATOR_FACTORY = "orchestrator_app.image:orchestrator_image"
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorServer]:
     """One emulator for the module; tests use unique names instead of resets."""
-    with EmulatorServer() as server:
+    with EmulatorServer(timing=fast_timing()) as server:
         yield server
 
 
@@ -195,6 +197,19 @@ def test_sandbox_update_keeps_its_preview_url(
     )
     assert updated.outs["url"] == created.outs["url"]
     assert created.outs["url"].startswith("http://127.0.0.1")
+
+
+def test_sandbox_from_an_unknown_image_fails_naming_the_image(
+    blaxel_props: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    """docs/platform-contract.md B3: Blaxel refuses an image nobody pushed (IMAGE_NOT_FOUND)."""
+    props = sandbox_props(blaxel_props, "local/sandbox/never-pushed:abc")
+
+    with pytest.raises(Invalid, match="IMAGE_NOT_FOUND") as caught:
+        SandboxProvider().create(props)
+
+    assert "never-pushed:abc" in str(caught.value)
+    assert props["sandbox_name"] not in emulator.emulator.blaxel.live_resources()["sandboxes"]
 
 
 def test_sandbox_create_adopts_a_leftover_sandbox(

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from emulator.anthropic import AnthropicBackend, anthropic_routes, console_routes
-from emulator.config import EmulatorConfig
+from emulator.config import EmulatorConfig, fast_timing
 
 LOOPBACK = "127.0.0.1"
 
@@ -83,7 +83,12 @@ def anthropic_server() -> Iterator[AnthropicServer]:
     sock.listen(128)
     port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="anthropic-emulator-") as tmp:
-        config = EmulatorConfig(public_base_url=f"http://{LOOPBACK}:{port}", data_dir=Path(tmp))
+        # Items pollable at once here; test_contract.py pins the delay on its own.
+        timing = fast_timing()
+        timing.update(work_pollable_delay_s=0)
+        config = EmulatorConfig(
+            public_base_url=f"http://{LOOPBACK}:{port}", data_dir=Path(tmp), timing=timing
+        )
         backend = AnthropicBackend(config)
         receivers: dict[str, Receiver] = {}
 

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from emulator.blaxel import BlaxelBackend, blaxel_routes
-from emulator.config import BLAXEL_PREFIX, EmulatorConfig
+from emulator.config import BLAXEL_PREFIX, EmulatorConfig, fast_timing
 
 API_KEY = "bl-test-key"
 WORKSPACE = "test-ws"
@@ -49,6 +49,7 @@ class BlaxelServer:
             data_dir=data_dir,
             blaxel_api_key=API_KEY,
             blaxel_workspace=WORKSPACE,
+            timing=fast_timing(),
         )
         self.backend = BlaxelBackend(self.config)
 
@@ -150,3 +151,17 @@ async def backend(
 def anyio_backend() -> str:
     """One event loop for the whole session: the SDK's global client is bound to its loop."""
     return "asyncio"
+
+
+async def until_status(name: str, status: str, limit_s: float = 5.0) -> Any:
+    """The sandbox read through the SDK once it shows `status` (deploys and deletes take time)."""
+    import asyncio
+
+    from blaxel.core import SandboxInstance
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        sandbox = await SandboxInstance.get(name)
+        if sandbox.status == status or time.monotonic() > deadline:
+            return sandbox
+        await asyncio.sleep(0.02)

@@ -94,6 +94,8 @@ class Session:
     events: list[dict[str, Any]] = field(default_factory=list)
     # Required-nullable in the TypeScript and Go SDKs: always present, null when unset.
     budget: dict[str, Any] | None = None
+    # Its item was stopped before the worker's first heartbeat: never offered work again.
+    stranded: bool = False
 
     def to_api(self, now: datetime) -> dict[str, Any]:
         return {

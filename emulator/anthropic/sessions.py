@@ -302,7 +302,12 @@ class SessionOps(WorkOps, WebhookOps):
             wakes = any(e["type"] == "user.message" for e in stored)
             environment = self.environments.get(session.environment_id)
             self_hosted = environment is not None and environment.config["type"] == "self_hosted"
-            if wakes and self_hosted and not self.live_work_for(session.id):
+            if (
+                wakes
+                and self_hosted
+                and not session.stranded
+                and not self.live_work_for(session.id)
+            ):
                 # A dormant session that gets a new message is queued again, as on the platform.
                 self.enqueue_work(session)
             self._publish_status_changes(session, mark)

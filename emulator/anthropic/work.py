@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from emulator.anthropic import agent_script
 from emulator.anthropic.common import iso, new_id, paginate
 from emulator.anthropic.environments import apply_metadata_patch, check_metadata
 from emulator.anthropic.exceptions import (
@@ -139,6 +140,8 @@ class WorkOps(BackendState):
                     continue
                 if item.pollable_at is not None and now < item.pollable_at:
                     continue
+                if self._blocked(item):
+                    continue
                 secret = self._new_secret(item, now)
                 item.polled_at, item.polled_by = now, worker_id
                 self.claims.append(Claim(item.id, item.session_id, worker_id, now))
@@ -240,6 +243,7 @@ class WorkOps(BackendState):
             if item.state == "stopped":
                 raise ConflictError(f"Work item {work_id} is already stopped")
             now = self.clock.now()
+            self._strand_if_unstarted(item)
             item.stop_requested_at = item.stop_requested_at or now
             if force or item.state == "queued":
                 item.state = "stopped"
@@ -249,6 +253,24 @@ class WorkOps(BackendState):
             result = item.to_api()
         self.notify()
         return result
+
+    def _strand_if_unstarted(self, item: WorkItem) -> None:
+        """An item claimed (polled or acked) and stopped before its worker's first heartbeat
+        leaves its session stuck at `requires_action`, never offered again
+        (anthropic-sdk-python#1779, #1786): no later message queues work for it."""
+        claimed = item.polled_at is not None or item.state == "starting"
+        session = self.sessions.get(item.session_id)
+        unstarted = claimed and item.last_heartbeat is None
+        if unstarted and session is not None and agent_script.open_tool_calls(session.events):
+            session.stranded = True
+
+    def _blocked(self, item: WorkItem) -> bool:
+        """A session whose earlier item sticks in `stopping` gets no new work (DESIGN §3)."""
+        return any(
+            other.session_id == item.session_id and other.state == "stopping"
+            for other in self.work_items.values()
+            if other is not item
+        )
 
     def list_work(
         self, environment_id: str, *, limit: int | None, page: str | None

@@ -176,9 +176,13 @@ def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
         tags = backend.images.delete(request.path_params["name"])
         return JSONResponse(image_view(tags, backend.workspace, True))
 
+    async def get_configuration(request: Request) -> Response:
+        return JSONResponse(backend.configuration())
+
     sandbox, preview = "/v0/sandboxes/{name}", "/v0/sandboxes/{name}/previews/{preview}"
     image = "/v0/images/{kind}/{name}"
     return [
+        Route("/v0/configuration", guarded(get_configuration), methods=["GET"]),
         Route("/v0/sandboxes", create_sandbox, methods=["POST"]),
         Route("/v0/sandboxes", guarded(list_sandboxes), methods=["GET"]),
         Route(sandbox, guarded(get_sandbox), methods=["GET"]),

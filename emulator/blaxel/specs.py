@@ -7,10 +7,12 @@ import re
 from datetime import datetime
 from typing import Any
 
+# The rule's one home is Blaxel's SDK, which states the control plane's verdict
+# (tests/emulator/test_name_rule_contract.py pins the product to it too).
+from blaxel.core.sandbox.names import SANDBOX_NAME_MAX_LENGTH, is_valid_sandbox_name
+
 from emulator.blaxel.exceptions import BadRequest
 
-SANDBOX_NAME_MAX_LENGTH = 49
-_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MASKED_ENV_VALUE = "****"  # what the control plane shows for every env value it reads back
@@ -30,7 +32,7 @@ def validate_sandbox_name(name: Any) -> str:
     """The name if the control plane accepts it, else Blaxel's 400."""
     if not isinstance(name, str) or not name:
         raise BadRequest("metadata.name is required", code="INVALID_INPUT")
-    if len(name) > SANDBOX_NAME_MAX_LENGTH or not _NAME.fullmatch(name):
+    if not is_valid_sandbox_name(name):
         raise BadRequest(
             f"Invalid sandbox name '{name}': names use lowercase letters, digits and single"
             f" hyphens, at most {SANDBOX_NAME_MAX_LENGTH} characters",
@@ -175,12 +177,31 @@ def _env_set(spec: dict[str, Any]) -> list[tuple[str, str, bool]]:
 
 
 def masked(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec as the API shows it: every env value masked, secret or not."""
+    """The spec as the API shows it: every env value masked, secret or not, and no proxy
+    routing secret (write-only: "never returned in API responses", SDK
+    core/client/models/proxy_target.py)."""
     shown = copy.deepcopy(spec)
     for env in (shown.get("runtime") or {}).get("envs") or []:
         if "value" in env:
             env["value"] = MASKED_ENV_VALUE
+    for rule in _routing(shown):
+        rule.pop("secrets", None)
     return shown
+
+
+def _routing(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    proxy = (spec.get("network") or {}).get("proxy") or {}
+    return [r for r in proxy.get("routing") or [] if isinstance(r, dict)]
+
+
+def merge_proxy_secrets(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> dict[str, Any]:
+    """Keep the stored secrets of routing rules sent back without them (same destinations)."""
+    old = {tuple(r.get("destinations") or []): r.get("secrets") for r in _routing(old_spec)}
+    for rule in _routing(new_spec):
+        stored = old.get(tuple(rule.get("destinations") or []))
+        if "secrets" not in rule and stored:
+            rule["secrets"] = copy.deepcopy(stored)
+    return new_spec
 
 
 def env_values(spec: dict[str, Any]) -> dict[str, str]:

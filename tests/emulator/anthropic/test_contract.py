@@ -292,3 +292,114 @@ def test_a_declared_and_used_mcp_server_is_accepted(
     )
 
     assert [s.name for s in created.mcp_servers] == ["docs"]
+
+
+def _claimed(
+    client: anthropic.Anthropic, emulator: AnthropicServer, bearer_client: object, message: str
+) -> tuple[anthropic.Anthropic, str, str, str]:
+    environment = self_hosted_environment(client)
+    worker = bearer_client(emulator.environment_key(environment.id))  # type: ignore[operator]
+    session_id = session(client, environment.id, agent(client).id, message).id
+    item = wait_until(lambda: worker.beta.environments.work.poll(environment.id, block_ms=50))
+    worker.beta.environments.work.ack(item.id, environment_id=environment.id)
+    return worker, environment.id, session_id, item.id
+
+
+def test_an_item_stopped_before_its_first_heartbeat_strands_the_session(
+    client: anthropic.Anthropic, emulator: AnthropicServer, bearer_client: object
+) -> None:
+    """Row "stop before first heartbeat": anthropic-sdk-python#1779, #1786."""
+    worker, environment_id, session_id, work_id = _claimed(
+        client, emulator, bearer_client, "bash: echo hi"
+    )
+
+    worker.beta.environments.work.stop(work_id, environment_id=environment_id, force=True)
+    client.beta.sessions.events.send(session_id, events=_message("bash: echo again"))  # type: ignore[arg-type]
+    later = worker.beta.environments.work.poll(environment_id, block_ms=100)
+
+    assert later is None
+    assert client.beta.sessions.retrieve(session_id).status == "idle"
+    assert emulator.backend.sessions[session_id].stranded
+
+
+def test_an_item_stopped_after_a_heartbeat_does_not_strand_the_session(
+    client: anthropic.Anthropic, emulator: AnthropicServer, bearer_client: object
+) -> None:
+    worker, environment_id, session_id, work_id = _claimed(
+        client, emulator, bearer_client, "bash: echo hi"
+    )
+    worker.beta.environments.work.heartbeat(
+        work_id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT"
+    )
+
+    worker.beta.environments.work.stop(work_id, environment_id=environment_id, force=True)
+
+    assert not emulator.backend.sessions[session_id].stranded
+
+
+def test_a_non_force_stop_sticks_in_stopping_and_blocks_the_next_work(
+    client: anthropic.Anthropic, emulator: AnthropicServer, bearer_client: object
+) -> None:
+    """Row "non-force stop" (DESIGN §3)."""
+    worker, environment_id, session_id, work_id = _claimed(
+        client, emulator, bearer_client, "say: hi"
+    )
+    worker.beta.environments.work.heartbeat(
+        work_id, environment_id=environment_id, expected_last_heartbeat="NO_HEARTBEAT"
+    )
+
+    stopped = worker.beta.environments.work.stop(work_id, environment_id=environment_id)
+    client.beta.sessions.events.send(session_id, events=_message("say: again"))  # type: ignore[arg-type]
+    next_poll = worker.beta.environments.work.poll(environment_id, block_ms=100)
+
+    assert stopped.state == "stopping"
+    assert next_poll is None
+    assert emulator.backend.work_items[work_id].state == "stopping"
+
+
+def test_memory_stores_serve_the_sessions_token_of_an_attached_session_only(
+    client: anthropic.Anthropic, emulator: AnthropicServer, bearer_client: object
+) -> None:
+    """Row "memory stores": the sessions token is accepted, the environment key refused
+    (SDK lib/environments/_worker.py:704)."""
+    store = client.beta.memory_stores.create(name="notes")
+    client.beta.memory_stores.memories.create(store.id, path="/a.md", content="alpha")
+    environment = self_hosted_environment(client)
+    key = emulator.environment_key(environment.id)
+    client.beta.sessions.create(
+        agent=agent(client).id,
+        environment_id=environment.id,
+        resources=[{"type": "memory_store", "memory_store_id": store.id}],  # type: ignore[list-item]
+    )
+    worker = bearer_client(key)  # type: ignore[operator]
+    item = wait_until(lambda: worker.beta.environments.work.poll(environment.id, block_ms=50))
+    as_item = bearer_client(sessions_token(item.secret))  # type: ignore[operator]
+
+    listed = as_item.beta.memory_stores.memories.list(store.id)
+    memory = listed.data[0]
+    updated = as_item.beta.memory_stores.memories.update(
+        memory.id, memory_store_id=store.id, content="beta"
+    )
+    with pytest.raises(anthropic.PermissionDeniedError):
+        worker.beta.memory_stores.memories.list(store.id)
+
+    assert [m.path for m in listed.data] == ["/a.md"]
+    assert updated.content == "beta"
+    assert updated.content_sha256 != memory.content_sha256
+
+
+def test_a_stale_memory_update_is_refused(
+    client: anthropic.Anthropic, emulator: AnthropicServer
+) -> None:
+    store = client.beta.memory_stores.create(name="notes")
+    memory = client.beta.memory_stores.memories.create(store.id, path="/a.md", content="alpha")
+
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        client.beta.memory_stores.memories.update(
+            memory.id,
+            memory_store_id=store.id,
+            content="x",
+            precondition={"type": "content_sha256", "content_sha256": "0" * 64},  # type: ignore[typeddict-unknown-key]
+        )
+
+    assert caught.value.status_code == 412

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from typing import Any
 
 import pytest
 from blaxel.core import SandboxInstance
@@ -201,3 +202,70 @@ async def test_memory_outside_the_bounds_is_refused(backend: BlaxelBackend) -> N
 
     assert caught.value.status_code == 400
     assert "spec.runtime.memory" in str(caught.value)
+
+
+async def test_configuration_lists_regions_and_proxy_availability(backend: BlaxelBackend) -> None:
+    """Row "configuration": `GET /v0/configuration` (SDK api/configurations/get_configuration.py)."""
+    from blaxel.core.client.api.configurations import get_configuration
+
+    answer = await get_configuration.asyncio_detailed(client=client)
+
+    assert answer.status_code == 200
+    parsed: Any = answer.parsed
+    regions = {r.name: r for r in parsed.regions}
+    assert set(regions) == set(backend.config.regions)
+    assert regions["us-pdx-1"].proxy_available is True
+
+
+async def test_proxy_routing_secrets_are_write_only(backend: BlaxelBackend) -> None:
+    """Row "proxy secrets": "Write-only: never returned in API responses" (SDK ProxyTarget)."""
+    routing = [
+        {
+            "destinations": ["api.example.com"],
+            "headers": {"Authorization": "Bearer {{SECRET:k}}"},
+            "secrets": {"k": "sk-very-secret"},
+        }
+    ]
+    control = client.get_async_httpx_client()
+    body = {"metadata": {"name": "proxied"}, "spec": {"network": {"proxy": {"routing": routing}}}}
+    created = await control.post("/sandboxes", json=body)
+    read = await control.get("/sandboxes/proxied")
+    spec = read.json()["spec"]
+    await _put_spec("proxied", spec)  # an update from what was read keeps the stored secret
+
+    assert created.status_code == 200
+    assert "sk-very-secret" not in created.text + read.text
+    assert "secrets" not in spec["network"]["proxy"]["routing"][0]
+    stored = backend.get_sandbox("proxied").spec["network"]["proxy"]["routing"][0]
+    assert stored["secrets"] == {"k": "sk-very-secret"}
+
+
+async def test_a_volume_in_another_region_cannot_be_attached(backend: BlaxelBackend) -> None:
+    """Row "volume region": "Must match the region of sandboxes it attaches to" (SDK VolumeSpec)."""
+    from blaxel.core import VolumeInstance
+
+    await VolumeInstance.create({"name": "far-vol", "region": "eu-lon-1"})
+
+    with pytest.raises(SandboxAPIError) as caught:
+        await SandboxInstance.create(
+            {
+                "name": "near",
+                "region": "us-pdx-1",
+                "volumes": [{"name": "far-vol", "mount_path": "/data"}],
+            }
+        )
+
+    assert caught.value.code == "INVALID_VOLUME_REGION"
+
+
+async def test_volume_labels_are_kept_and_listed(backend: BlaxelBackend) -> None:
+    control = client.get_async_httpx_client()
+    body = {
+        "metadata": {"name": "labelled", "labels": {"cma-blaxel/session": "s1"}},
+        "spec": {"region": "us-pdx-1"},
+    }
+
+    await control.post("/volumes", json=body)
+    listed = (await control.get("/volumes")).json()["data"]
+
+    assert [v["metadata"]["labels"] for v in listed] == [{"cma-blaxel/session": "s1"}]

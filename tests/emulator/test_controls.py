@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -216,3 +219,27 @@ def test_the_work_secret_mode_is_set_over_http_and_checked(server: EmulatorServe
     assert bad.status_code == 400 and "mode: must be one of" in bad.json()["error"]
     assert unknown.status_code == 404
     server.emulator.reset()
+
+
+def test_python_m_emulator_takes_the_sandbox_deploy_latency() -> None:
+    """For the benchmark: `python -m emulator --sandbox-deploy-s S` sets the creation latency."""
+    command = [sys.executable, "-m", "emulator", "--fast", "--sandbox-deploy-s", "0.6"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            config = json.loads(process.stdout.readline())
+            headers = {
+                "X-Blaxel-Authorization": f"Bearer {config['blaxel_api_key']}",
+                "X-Blaxel-Workspace": config["blaxel_workspace"],
+            }
+            body = {"metadata": {"name": "timed"}, "spec": {}}
+            url = config["blaxel_base_url"] + "/sandboxes"
+            created = httpx.post(url, json=body, headers=headers)
+            time.sleep(0.8)
+            later = httpx.get(url + "/timed", headers=headers)
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+    assert created.json()["status"] == "DEPLOYING"
+    assert later.json()["status"] == "DEPLOYED"

@@ -59,6 +59,11 @@ def test_preview_with_bad_config_names_each_key_and_shows_no_traceback(
     assert not server.emulator.blaxel.sandboxes
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the organization webhooks API carries no session events (DESIGN §2/§3, the strict"
+    " emulator refuses them): `api` mode must be refused at preview (infra room, issue 12)",
+)
 def test_api_webhook_mode_registers_the_endpoint_and_wires_its_secret(
     stack: tuple[PulumiProject, EmulatorServer],
 ) -> None:

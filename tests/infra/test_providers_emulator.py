@@ -245,6 +245,11 @@ def test_sandbox_delete_takes_the_preview_down(
 # Webhook endpoints
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the organization webhooks API carries no session events (DESIGN §2/§3, the strict"
+    " emulator refuses them): `api` mode must be refused at preview (infra room, issue 12)",
+)
 def test_api_webhook_adopts_by_url_with_a_fresh_secret(anthropic_props: dict[str, Any]) -> None:
     props = {**anthropic_props, "mode": "api", "url": f"https://{unique('h')}.test/webhook"}
     first = WebhookProvider().create(props)

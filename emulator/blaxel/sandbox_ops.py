@@ -34,7 +34,10 @@ class SandboxOps(BlaxelState):
             sandbox.spec, sandbox.created_at, self._idle_since(sandbox)
         )
         expires_in = deadline - self.now() if deadline is not None and sandbox.alive else None
-        return sandbox.to_dict(self.workspace, self.sandbox_url(sandbox.name), expires_in)
+        with self._lock:
+            if sandbox.status == "DEPLOYED":
+                self._maybe_standby(sandbox)  # a read shows `state: STANDBY` once it is due
+            return sandbox.to_dict(self.workspace, self.sandbox_url(sandbox.name), expires_in)
 
     def create_sandbox(
         self, body: dict[str, Any], create_if_not_exist: bool = False, upload: bool = False

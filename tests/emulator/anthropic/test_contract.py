@@ -403,3 +403,24 @@ def test_a_stale_memory_update_is_refused(
         )
 
     assert caught.value.status_code == 412
+
+
+def test_archiving_a_session_delivers_status_terminated(
+    client: anthropic.Anthropic, emulator: AnthropicServer
+) -> None:
+    """Row A2: `session.status_terminated` fires when a session is archived (webhooks docs)."""
+    response = emulator.console(
+        "POST",
+        "/webhooks",
+        json={"url": emulator.receiver_url("ends"), "events": ["session.status_terminated"]},
+    )
+    response.raise_for_status()
+    created = session(client, self_hosted_environment(client).id, agent(client).id)
+
+    client.beta.sessions.archive(created.id)
+
+    def terminated() -> list[str]:
+        bodies = [json.loads(body) for _, body in emulator.receivers["ends"].requests]
+        return [b["data"]["id"] for b in bodies if b["data"]["type"] == "session.status_terminated"]
+
+    assert wait_until(terminated) == [created.id]

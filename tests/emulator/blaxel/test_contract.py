@@ -167,11 +167,13 @@ async def test_the_first_sandbox_call_after_standby_fails_once(backend: BlaxelBa
     sandbox = await SandboxInstance.create({"name": "sleepy"})
     await until_status("sleepy", "DEPLOYED")
     backend.advance_clock(16)
+    read = (await client.get_async_httpx_client().get("/sandboxes/sleepy")).json()
 
     with pytest.raises(ResponseError) as caught:
         await sandbox.fs.ls("/")
     listing = await sandbox.fs.ls("/")
 
+    assert read["state"] == "STANDBY"
     assert caught.value.status == 503
     assert listing.files == []
 
@@ -269,3 +271,22 @@ async def test_volume_labels_are_kept_and_listed(backend: BlaxelBackend) -> None
     listed = (await control.get("/volumes")).json()["data"]
 
     assert [v["metadata"]["labels"] for v in listed] == [{"cma-blaxel/session": "s1"}]
+
+
+async def test_a_malformed_process_request_is_a_400_in_the_sandbox_api_shape(
+    backend: BlaxelBackend,
+) -> None:
+    """Row "error shapes": never a bare 500."""
+    sandbox = await SandboxInstance.create({"name": "badjson"})
+    await until_status("badjson", "DEPLOYED")
+    control = client.get_async_httpx_client()
+
+    answer = await control.post(
+        backend.sandbox_url("badjson") + "/process",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("invalid JSON body")
+    assert sandbox.metadata.name == "badjson"

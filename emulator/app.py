@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -96,6 +96,26 @@ class FaultMiddleware:
 
 class DroppedAnswer(Exception):
     """Raised on purpose by a `drop_answer` fault to make the server close the connection."""
+
+
+def unexpected_error_handler(
+    errors: list[str],
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """Starlette's handler for exceptions no route mapped: a bug in the emulator.
+
+    Recorded in `errors` (EmulatorServer.stop and the emulator test fixtures fail on any), and
+    answered in the owning platform's error shape so the client's parser still works.
+    """
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        errors.append(
+            f"{request.method} {request.url.path}: "
+            + "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        )
+        logger.error("emulator: unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(fault_body(request.url.path, 500, "emulator bug"), 500)
+
+    return unexpected
 
 
 def fault_body(path: str, status: int, message: str = "injected fault") -> dict[str, object]:
@@ -201,15 +221,6 @@ def create_app(emulator: Emulator) -> ASGIApp:
         *anthropic_routes(emulator.anthropic),
     ]
 
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        # A bug in the emulator: recorded (EmulatorServer.stop fails on any), and answered in
-        # the owning platform's error shape so the client's parser still works.
-        emulator.unexpected_errors.append(
-            f"{request.method} {request.url.path}: "
-            + "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        )
-        logger.error("emulator: unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(fault_body(request.url.path, 500, "emulator bug"), 500)
-
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: unexpected})
+    handler = unexpected_error_handler(emulator.unexpected_errors)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: handler})
     return FaultMiddleware(app, emulator)

@@ -16,6 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from emulator.app import unexpected_error_handler
 from emulator.blaxel import BlaxelBackend, blaxel_routes
 from emulator.config import BLAXEL_PREFIX, EmulatorConfig, fast_timing
 
@@ -61,8 +62,11 @@ class BlaxelServer:
             finally:
                 await self.backend.stop()
 
+        self.unexpected_errors: list[str] = []
         app = Starlette(
-            routes=[Mount(BLAXEL_PREFIX, routes=blaxel_routes(self.backend))], lifespan=lifespan
+            routes=[Mount(BLAXEL_PREFIX, routes=blaxel_routes(self.backend))],
+            lifespan=lifespan,
+            exception_handlers={Exception: unexpected_error_handler(self.unexpected_errors)},
         )
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         self._thread = threading.Thread(
@@ -145,6 +149,8 @@ async def backend(
     pids = blaxel_server.backend.running_pids()
     blaxel_server.backend.reset()
     assert not [pid for pid in pids if _alive(pid)], "reset left sandbox processes alive"
+    errors, blaxel_server.unexpected_errors[:] = list(blaxel_server.unexpected_errors), []
+    assert not errors, f"the emulator raised unexpected exceptions: {errors}"
 
 
 @pytest.fixture(scope="session")

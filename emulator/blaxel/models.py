@@ -66,9 +66,12 @@ class BlaxelBackend(ImageOps, PreviewOps, ProcessOps, VolumeOps):
     # -- inspection (tests only) -----------------------------------------------------------------
 
     def live_resources(self) -> dict[str, list[str]]:
-        """Names of everything alive, for leak checks."""
+        """Names of everything that stays, for leak checks: a DELETING sandbox is on its way
+        out (its delete was accepted; nothing of it runs), so it is not a leak."""
         with self._lock:
-            sandboxes = [s for s in self.sandboxes.values() if s.alive]
+            for sandbox in self.sandboxes.values():
+                self._settle(sandbox)
+            sandboxes = [s for s in self.sandboxes.values() if s.alive and s.status != "DELETING"]
             return {
                 "sandboxes": sorted(s.name for s in sandboxes),
                 "previews": sorted(f"{s.name}/{p}" for s in sandboxes for p in s.previews),

@@ -290,3 +290,13 @@ async def test_a_malformed_process_request_is_a_400_in_the_sandbox_api_shape(
     assert answer.status_code == 400
     assert answer.json()["error"].startswith("invalid JSON body")
     assert sandbox.metadata.name == "badjson"
+
+
+async def test_a_deleting_sandbox_is_no_leak(backend: BlaxelBackend) -> None:
+    backend.timing.update(sandbox_delete_s=5)
+    await SandboxInstance.create({"name": "leaving"})
+
+    await SandboxInstance.delete("leaving")
+
+    assert backend.get_sandbox("leaving").status == "DELETING"
+    assert backend.live_resources()["sandboxes"] == []

@@ -163,7 +163,9 @@ class AgentOps(BackendState):
         snapshot: dict[str, Any] = {
             "name": _check_name(body.get("name")),
             "model": normalize_model(body.get("model")),
-            "metadata": apply_metadata_patch({}, check_metadata(body.get("metadata"))),
+            "metadata": apply_metadata_patch(
+                {}, check_metadata(body.get("metadata")), empty_deletes=False
+            ),
             "execution_identity": body.get("execution_identity") or {"type": "service_account"},
             "version": 1,
             "updated_at": iso(now),
@@ -220,7 +222,9 @@ class AgentOps(BackendState):
                 }
             if body.get("metadata") is not None:
                 patch = check_metadata(body["metadata"], patch=True)
-                snapshot["metadata"] = apply_metadata_patch(current["metadata"], patch)
+                snapshot["metadata"] = apply_metadata_patch(
+                    current["metadata"], patch, empty_deletes=False
+                )
             for key in _REPLACEABLE:
                 if key in body:
                     snapshot[key] = _normalize_field(key, body[key])

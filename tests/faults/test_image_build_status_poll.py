@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 
+from emulator.config import fast_timing
 from emulator.faults import FaultRule
 from emulator.server import EmulatorServer
 from infra.images import image_digest, load_image
@@ -25,7 +26,7 @@ FACTORY = "orchestrator_app.image:orchestrator_image"
 
 @pytest.fixture
 def server() -> Iterator[EmulatorServer]:
-    with EmulatorServer() as running:
+    with EmulatorServer(timing=fast_timing()) as running:
         yield running
 
 

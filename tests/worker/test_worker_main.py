@@ -25,8 +25,10 @@ def _run_worker(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_missing_env_names_every_unset_contract_variable() -> None:
-    assert missing_env({}) == list(REQUIRED)
-    assert missing_env({name: "x" for name in REQUIRED}) == []
+    assert missing_env({}) == [*REQUIRED, "ANTHROPIC_WORK_SECRET or ANTHROPIC_ENVIRONMENT_KEY"]
+    coordinates = {name: "x" for name in REQUIRED}
+    assert missing_env({**coordinates, "ANTHROPIC_WORK_SECRET": "s"}) == []
+    assert missing_env({**coordinates, "ANTHROPIC_ENVIRONMENT_KEY": "k"}) == []
 
 
 def test_the_workspace_sits_beside_the_working_dir() -> None:

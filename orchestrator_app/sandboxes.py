@@ -216,13 +216,17 @@ class WorkerSandboxes:
                 worker_sandbox_spec(self.settings, session_id)
             )
 
-    async def _replace_dead(self, name: str, deadline: float) -> None:
-        """Delete a FAILED/TERMINATED sandbox of ours and wait until its name is free:
-        `createIfNotExist` returns a sandbox holding the name as it is, even FAILED."""
-        await self.delete(name)
-        while await self._get(name) is not None:
+    async def _free_name(self, name: str, instance: SandboxInstance, deadline: float) -> None:
+        """Make a dead sandbox's name usable: delete a FAILED one (`createIfNotExist` returns a
+        sandbox holding the name as it is, even FAILED), then wait out DELETING."""
+        if instance.status == "FAILED":
+            await self.delete(name)
+        while True:
+            current = await self._get(name)
+            if current is None or current.status == "TERMINATED":
+                return
             if asyncio.get_running_loop().time() > deadline:
-                raise BlaxelError(f"sandbox {name} is still being deleted", transient=True)
+                raise BlaxelError(f"sandbox {name} is still {current.status}", transient=False)
             await asyncio.sleep(0.5)
 
     async def ensure_ready(self, session_id: str) -> str:
@@ -242,7 +246,7 @@ class WorkerSandboxes:
                     "worker sandbox is dead; replacing it",
                     extra={"session_id": session_id, "sandbox": name, "status": instance.status},
                 )
-                await self._replace_dead(name, deadline)
+                await self._free_name(name, instance, deadline)
                 instance = None
             if instance is None:
                 instance = await self._create(session_id)
@@ -285,10 +289,12 @@ class WorkerSandboxes:
             async with _sandbox(sandbox_name) as instance:
                 processes = await instance.process.list()
                 same = [p for p in processes if p.name == request["name"]]
-                if same and (attempts > 1 or str(same[0].status) == "running"):
-                    # Already running, or our last attempt started it and only its answer was
-                    # lost: no second worker.
+                if same and attempts > 1:
+                    # Our last attempt started it and only its answer was lost: no second one.
+                    started_now = True
                     return
+                if same and str(same[0].status) == "running":
+                    return  # already running for this item: no second worker
                 for process in processes:
                     if process.name.startswith("worker-") and str(process.status) == "running":
                         await self._stop_process(instance, process.name)
@@ -308,11 +314,18 @@ class WorkerSandboxes:
         log.info("stopping a superseded worker", extra={"process": name})
         await instance.process.stop(name)
         deadline = asyncio.get_running_loop().time() + WORKER_STOP_TIMEOUT_SECONDS
-        while str((await instance.process.get(name)).status) == "running":
+        # `process.list()`, not `process.get()`: the latter's generated client leaves a
+        # connection unclosed once the SDK's client is closed.
+        while await self._is_running(instance, name):
             if asyncio.get_running_loop().time() > deadline:
                 await instance.process.kill(name)
                 return
             await asyncio.sleep(0.2)
+
+    @staticmethod
+    async def _is_running(instance: SandboxInstance, name: str) -> bool:
+        processes = await instance.process.list()
+        return any(p.name == name and str(p.status) == "running" for p in processes)
 
     async def running_worker(self, sandbox_name: str) -> str | None:
         """The name of a worker process running in the sandbox; None if none (or no sandbox)."""

@@ -220,3 +220,50 @@ def test_a_session_being_dispatched_is_not_dispatched_twice() -> None:
     results = asyncio.run(scenario())
     assert not any(results[:20])
     assert results[20] is True
+
+
+class LateQueue(MemoryQueue):
+    """The item of a delivery becomes listable only at the second listing."""
+
+    def __init__(self, items: list[Any]) -> None:
+        super().__init__(items)
+        self.listings = 0
+
+    async def claimable(self) -> tuple[list[str], bool]:
+        self.listings += 1
+        return ([], False) if self.listings == 1 else await super().claimable()
+
+
+def test_an_empty_listing_right_after_a_delivery_is_retried_and_the_work_served() -> None:
+    async def scenario() -> tuple[int, list[str]]:
+        dispatcher, _, sandboxes = make([], empty_drain_retries=3, empty_drain_retry_seconds=0.01)
+        queue = LateQueue([item("work_1", "s1")])
+        dispatcher.queue = queue
+        dispatcher.notify("s1", "msg_1")
+        drainer = asyncio.create_task(dispatcher.run())
+        while not sandboxes.started:
+            await asyncio.sleep(0.01)
+        drainer.cancel()
+        await queue.client.close()
+        return queue.listings, [name for _, name, _ in sandboxes.started]
+
+    listings, started = asyncio.run(scenario())
+    assert listings >= 2
+    assert started == [worker_process_name("work_1")]
+
+
+def test_re_listing_for_a_delivery_without_work_stops_after_the_bound() -> None:
+    async def scenario() -> int:
+        dispatcher, queue, _ = make([], empty_drain_retries=2, empty_drain_retry_seconds=0.01)
+        dispatcher.notify("another-environments-session", "msg_1")
+        drains = 0
+        while dispatcher._hints or dispatcher._wake.is_set():
+            await dispatcher._wake.wait()
+            dispatcher._wake.clear()
+            await dispatcher.drain()
+            drains += 1
+            await asyncio.sleep(0.05)
+        await queue.client.close()
+        return drains
+
+    assert asyncio.run(scenario()) == 3  # the first listing and its 2 retries

@@ -357,6 +357,14 @@ class Dispatcher:
             if item is None or item.id in polled:
                 return
             polled.add(item.id)
+            if item.environment_id != self.queue.environment_id:
+                # Never expected from our own queue; if it ever happens, nothing of ours
+                # (sandbox, ack, stop) touches another environment's work.
+                log.error(
+                    "polled an item of another environment; left alone",
+                    extra={"work_id": item.id, "environment_id": item.environment_id},
+                )
+                continue
             if item.data.type != "session":
                 # Health checks and unknown kinds: nothing to run, release them at once.
                 if await self._ack(item):

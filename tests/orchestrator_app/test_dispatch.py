@@ -29,12 +29,19 @@ def secret(token: str | None) -> str:
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
 
-def item(work_id: str, session_id: str, *, age: int = 0, token: str | None = "sst") -> Any:
+def item(
+    work_id: str,
+    session_id: str,
+    *,
+    age: int = 0,
+    token: str | None = "sst",
+    environment_id: str = "env_1",
+) -> Any:
     return BetaSelfHostedWork.model_validate(
         {
             "id": work_id,
             "type": "work",
-            "environment_id": "env_1",
+            "environment_id": environment_id,
             "state": "queued",
             "created_at": (T0 + timedelta(seconds=age)).isoformat(),
             "data": {"type": "session", "id": session_id},
@@ -267,3 +274,20 @@ def test_re_listing_for_a_delivery_without_work_stops_after_the_bound() -> None:
         return drains
 
     assert asyncio.run(scenario()) == 3  # the first listing and its 2 retries
+
+
+def test_an_item_of_another_environment_gets_no_sandbox_no_claim_and_no_worker() -> None:
+    async def scenario() -> tuple[list[str], MemoryQueue, MemorySandboxes]:
+        dispatcher, queue, sandboxes = make([item("work_x", "s-other", environment_id="env_2")])
+        # Reached through the poll, as work queued after the listing would be.
+        await dispatcher._take(None)
+        while dispatcher._tasks:
+            await asyncio.gather(*(t for _, t in list(dispatcher._tasks.values())))
+        await queue.client.close()
+        return list(sandboxes.ready_at), queue, sandboxes
+
+    warmed, queue, sandboxes = asyncio.run(scenario())
+    assert warmed == []
+    assert queue.acked == []
+    assert queue.stopped == []
+    assert sandboxes.started == []

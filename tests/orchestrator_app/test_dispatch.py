@@ -291,3 +291,21 @@ def test_an_item_of_another_environment_gets_no_sandbox_no_claim_and_no_worker()
     assert queue.acked == []
     assert queue.stopped == []
     assert sandboxes.started == []
+
+
+def test_the_snapshot_shows_sessions_in_flight_and_the_workers_started() -> None:
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        dispatcher, queue, _ = make([item("work_1", "s1")], delays={"s1": 0.1})
+        await dispatcher.drain()
+        during = dispatcher.snapshot()
+        while dispatcher._tasks:
+            await asyncio.gather(*(t for _, t in list(dispatcher._tasks.values())))
+        after = dispatcher.snapshot()
+        await queue.client.close()
+        return during, after
+
+    during, after = asyncio.run(scenario())
+    assert during["in_flight"] == {"s1": "dispatch"}
+    assert after["in_flight"] == {}
+    assert after["workers"]["s1"]["work_id"] == "work_1"
+    assert after["stats"]["started"] == 1

@@ -253,3 +253,12 @@ def test_with_retries_stops_after_the_retry_budget() -> None:
     with pytest.raises(BlaxelError):
         asyncio.run(with_retries(down, action="t", retries=2, base_delay=0))
     assert len(calls) == 3
+
+
+def test_worker_timing_comes_from_the_settings() -> None:
+    default = worker_process_request(Settings(), {}, "work_1")
+    assert (default["keep_alive"], default["timeout"]) == (True, 0)
+    tuned = worker_process_request(
+        Settings(worker_keep_alive=False, worker_max_lifetime_seconds=7200), {}, "work_1"
+    )
+    assert (tuned["keep_alive"], tuned["timeout"]) == (False, 7200)

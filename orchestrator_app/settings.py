@@ -31,7 +31,7 @@ def duration_seconds(value: str) -> int:
 def _default_port() -> int:
     # The sandbox runtime tells a process its port in PORT; ORCH_PORT overrides it.
     raw = os.environ.get("PORT", "")
-    return int(raw) if raw.isdigit() else 8080
+    return int(raw) if raw.isdigit() else 8000  # Blaxel reserves 80, 443 and 8080
 
 
 class Settings(BaseSettings):

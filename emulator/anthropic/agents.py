@@ -110,6 +110,28 @@ def _normalize_field(key: str, value: Any) -> Any:
     return value
 
 
+def check_mcp_references(snapshot: dict[str, Any]) -> None:
+    """MCP server names are unique, each is used by an `mcp_toolset`, and every toolset names a
+    declared server (sources silent on the first two: the stricter verdict; 400 naming the field)."""
+    names = [server["name"] for server in snapshot.get("mcp_servers") or []]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InvalidRequestError(f"mcp_servers: duplicate server name(s) {duplicates}")
+    used = [
+        t["mcp_server_name"] for t in snapshot.get("tools") or [] if t.get("type") == "mcp_toolset"
+    ]
+    undeclared = sorted(set(used) - set(names))
+    if undeclared:
+        raise InvalidRequestError(
+            f"tools.mcp_server_name: {undeclared} name no server in mcp_servers"
+        )
+    unused = sorted(set(names) - set(used))
+    if unused:
+        raise InvalidRequestError(
+            f"mcp_servers: {unused} not referenced by any mcp_toolset in tools"
+        )
+
+
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidRequestError("name: must be a non-empty string")
@@ -124,13 +146,16 @@ class AgentOps(BackendState):
         snapshot: dict[str, Any] = {
             "name": _check_name(body.get("name")),
             "model": normalize_model(body.get("model")),
-            "metadata": apply_metadata_patch({}, check_metadata(body.get("metadata"))),
+            "metadata": apply_metadata_patch(
+                {}, check_metadata(body.get("metadata")), empty_deletes=False
+            ),
             "execution_identity": body.get("execution_identity") or {"type": "service_account"},
             "version": 1,
             "updated_at": iso(now),
         }
         for key in _REPLACEABLE:
             snapshot[key] = _normalize_field(key, body.get(key))
+        check_mcp_references(snapshot)
         agent = Agent(id=new_id("agent"), created_at=now, versions=[snapshot])
         with self._lock:
             self.agents[agent.id] = agent
@@ -169,10 +194,13 @@ class AgentOps(BackendState):
                 }
             if body.get("metadata") is not None:
                 patch = check_metadata(body["metadata"], patch=True)
-                snapshot["metadata"] = apply_metadata_patch(current["metadata"], patch)
+                snapshot["metadata"] = apply_metadata_patch(
+                    current["metadata"], patch, empty_deletes=False
+                )
             for key in _REPLACEABLE:
                 if key in body:
                     snapshot[key] = _normalize_field(key, body[key])
+            check_mcp_references(snapshot)
             unchanged = all(
                 snapshot[k] == current[k] for k in current if k not in ("version", "updated_at")
             )

@@ -54,7 +54,7 @@ class OrchestratorArgs:
     webhook_signing_secret: pulumi.Input[str] = ""  # secret; console mode only
     region: str | None = None
     memory_mb: int = 4096
-    port: int = 8080
+    port: int = 8000  # not 80, 443 or 8080: Blaxel reserves them (docs "Sandboxes/Ports")
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     # Resources to outlive the public endpoint on destroy (it is taken down first).
     outlived_by: list[pulumi.Resource] = field(default_factory=list)
@@ -66,7 +66,7 @@ def server_settings(
     """The orchestrator's non-secret ORCH_* environment (docs/contracts.md) (pure).
 
     ORCH_PORT is left out on purpose: the app falls back to the platform's PORT (the emulator
-    backs each sandbox port with another host port and says which in PORT), else 8080.
+    backs each sandbox port with another host port and says which in PORT), else 8000.
     """
     w = args.worker
     settings = {

@@ -59,7 +59,7 @@ class SandboxProps(Props):
     image_digest: str = ""
     region: str | None = None
     memory_mb: int = 4096
-    port: int = 8080
+    port: int = 8000  # not 80, 443 or 8080: Blaxel reserves them (docs "Sandboxes/Ports")
     preview_name: str = "public"
     labels: dict[str, str] = {}
 
@@ -91,11 +91,22 @@ def preview_payload(props: dict[str, Any]) -> dict[str, Any]:
 
 
 def normalise_url(url: str) -> str:
-    """Preview URLs sometimes come without a scheme; never with a trailing slash (pure)."""
+    """An absolute preview URL from any form Blaxel answers, without a trailing slash (pure).
+
+    `host/path`, `//host/path`, `https://…` and `http://…` are all seen (docs/platform-contract.md,
+    "preview URL"); a scheme-less URL gets https, except on loopback (the emulator serves
+    plain http there).
+    """
     url = url.strip()
     if "://" not in url:
-        url = "https://" + url
+        rest = url.removeprefix("//")
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        scheme = "http" if host in _LOOPBACK_HOSTS or host.startswith("127.") else "https"
+        url = f"{scheme}://{rest}"
     return url.rstrip("/")
+
+
+_LOOPBACK_HOSTS = ("localhost", "::1")
 
 
 def preview_url(preview: dict[str, Any]) -> str | None:

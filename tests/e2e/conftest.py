@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from scripts.engine import REPO_ROOT, PulumiProject, offline_env
 from scripts.local_stack import LOCAL_PASSPHRASE, do_console_steps, point_at_emulator
@@ -84,7 +85,7 @@ def make_end_to_end(server: EmulatorServer, tmp: Path) -> EndToEnd:
 
 @pytest.fixture
 def e2e(tmp_path: Path) -> Iterator[EndToEnd]:
-    with EmulatorServer(data_dir=tmp_path / "emulator") as server:
+    with EmulatorServer(data_dir=tmp_path / "emulator", timing=fast_timing()) as server:
         end_to_end = make_end_to_end(server, tmp_path)
         try:
             yield end_to_end

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from emulator.config import fast_timing
 from emulator.faults import FaultRule
 from emulator.server import EmulatorServer
 from infra.images import image_digest, load_image
@@ -24,7 +25,7 @@ FACTORY = "orchestrator_app.image:orchestrator_image"
 
 @pytest.fixture
 def server() -> Iterator[EmulatorServer]:
-    with EmulatorServer() as running:
+    with EmulatorServer(timing=fast_timing()) as running:
         yield running
 
 

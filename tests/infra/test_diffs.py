@@ -23,7 +23,7 @@ def _sandbox_olds(**extra: Any) -> dict[str, Any]:
         **SANDBOX,
         "region": None,
         "memory_mb": 4096,
-        "port": 8080,
+        "port": 8000,
         "preview_name": "public",
         "labels": {},
         "url": "https://u",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from infra.components.credentials import AnthropicAccess, BlaxelAccess
 from infra.components.orchestrator import (
     OrchestratorArgs,
@@ -86,6 +88,22 @@ def test_sandbox_payload_sets_region_only_when_given() -> None:
 def test_preview_is_public_on_the_sandbox_port() -> None:
     body = preview_payload({**SANDBOX, "port": 8081})
     assert body == {"metadata": {"name": "public"}, "spec": {"port": 8081, "public": True}}
+
+
+@pytest.mark.parametrize(
+    ("answered", "absolute"),
+    [
+        ("h.us-pdx-1.preview.bl.run", "https://h.us-pdx-1.preview.bl.run"),
+        ("//h.us-pdx-1.preview.bl.run/", "https://h.us-pdx-1.preview.bl.run"),
+        ("https://h.us-pdx-1.preview.bl.run/", "https://h.us-pdx-1.preview.bl.run"),
+        ("http://h.example/p/", "http://h.example/p"),
+        ("127.0.0.1:5/blaxel/previews/o/p", "http://127.0.0.1:5/blaxel/previews/o/p"),
+        ("//127.0.0.1:5/x", "http://127.0.0.1:5/x"),
+        ("localhost:7/x", "http://localhost:7/x"),
+    ],
+)
+def test_every_form_of_preview_url_is_normalised(answered: str, absolute: str) -> None:
+    assert normalise_url(answered) == absolute
 
 
 def test_preview_url_gets_a_scheme_and_loses_its_slash() -> None:
@@ -205,6 +223,6 @@ def test_proxy_secret_is_a_secret_setting_only_when_set() -> None:
 def test_a_private_or_moved_preview_does_not_match() -> None:
     from infra.providers.sandbox import preview_matches
 
-    assert preview_matches({"spec": {"port": 8080, "public": True}}, SANDBOX)
-    assert not preview_matches({"spec": {"port": 8080, "public": False}}, SANDBOX)
+    assert preview_matches({"spec": {"port": 8000, "public": True}}, SANDBOX)
+    assert not preview_matches({"spec": {"port": 8000, "public": False}}, SANDBOX)
     assert not preview_matches({"spec": {"port": 9000, "public": True}}, SANDBOX)

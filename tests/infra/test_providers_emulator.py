@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from infra.clients import anthropic as api
 from infra.clients import blaxel as bl
+from infra.clients.errors import Invalid
 from infra.components.credentials import AnthropicAccess, BlaxelAccess
 from infra.components.orchestrator import OrchestratorArgs, server_secrets, server_settings
 from infra.images import image_digest, load_image
@@ -31,7 +33,7 @@ ORCHESTRATOR_FACTORY = "orchestrator_app.image:orchestrator_image"
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorServer]:
     """One emulator for the module; tests use unique names instead of resets."""
-    with EmulatorServer() as server:
+    with EmulatorServer(timing=fast_timing()) as server:
         yield server
 
 
@@ -197,6 +199,19 @@ def test_sandbox_update_keeps_its_preview_url(
     assert created.outs["url"].startswith("http://127.0.0.1")
 
 
+def test_sandbox_from_an_unknown_image_fails_naming_the_image(
+    blaxel_props: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    """docs/platform-contract.md B3: Blaxel refuses an image nobody pushed (IMAGE_NOT_FOUND)."""
+    props = sandbox_props(blaxel_props, "local/sandbox/never-pushed:abc")
+
+    with pytest.raises(Invalid, match="IMAGE_NOT_FOUND") as caught:
+        SandboxProvider().create(props)
+
+    assert "never-pushed:abc" in str(caught.value)
+    assert props["sandbox_name"] not in emulator.emulator.blaxel.live_resources()["sandboxes"]
+
+
 def test_sandbox_create_adopts_a_leftover_sandbox(
     blaxel_props: dict[str, Any], orchestrator_image_ref: str
 ) -> None:
@@ -230,6 +245,11 @@ def test_sandbox_delete_takes_the_preview_down(
 # Webhook endpoints
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the organization webhooks API carries no session events (DESIGN §2/§3, the strict"
+    " emulator refuses them): `api` mode must be refused at preview (infra room, issue 12)",
+)
 def test_api_webhook_adopts_by_url_with_a_fresh_secret(anthropic_props: dict[str, Any]) -> None:
     props = {**anthropic_props, "mode": "api", "url": f"https://{unique('h')}.test/webhook"}
     first = WebhookProvider().create(props)

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from orchestrator_app.workers import worker_sandbox_name, worker_volume_name
 from tests.orchestrator_app.conftest import make_signer, new_signing_secret, run_started
@@ -43,7 +44,7 @@ CONTRACT_ENV = {
 
 @pytest.fixture(scope="module")
 def emulator_server() -> Iterator[EmulatorServer]:
-    server = EmulatorServer().start()
+    server = EmulatorServer(timing=fast_timing()).start()
     server.emulator.anthropic.webhook_retry_delays = (0.05, 0.1, 0.2)
     try:
         yield server

@@ -16,6 +16,7 @@ import pytest
 from anthropic import AsyncAnthropic
 from blaxel.core.sandbox.default.process import SandboxProcess
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from orchestrator_app.dispatch import Dispatcher, WorkQueue
 from orchestrator_app.errors import BlaxelError
@@ -29,7 +30,7 @@ T = TypeVar("T")
 
 @pytest.fixture(scope="module")
 def emulator_server() -> Iterator[EmulatorServer]:
-    server = EmulatorServer().start()
+    server = EmulatorServer(timing=fast_timing()).start()
     try:
         yield server
     finally:

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from emulator.config import fast_timing
+from emulator.faults import FaultRule
 from emulator.server import EmulatorServer
 from orchestrator_app.workers import worker_sandbox_name, worker_volume_name
 from tests.orchestrator_app.conftest import make_signer, new_signing_secret, run_started
@@ -452,3 +453,52 @@ def test_a_per_session_volume_is_mounted_when_configured(stack: Stack) -> None:
     assert volume in stack.server.emulator.blaxel.volumes
     sandbox = stack.server.emulator.blaxel.get_sandbox(worker_sandbox_name(session_id))
     assert [v["name"] for v in sandbox.spec["volumes"]] == [volume]
+
+
+def test_a_worker_start_whose_answer_was_lost_starts_one_worker(stack: Stack) -> None:
+    session_id = stack.create_session()
+    # The start is applied, then its answer dropped: the retry must find the running worker.
+    stack.server.emulator.faults.add(
+        FaultRule(
+            "POST",
+            r"/process$",
+            502,
+            1,
+            action="drop_answer",
+            sandbox=worker_sandbox_name(session_id),
+        )
+    )
+    orchestrator = stack.orchestrator(
+        webhook=False,
+        ORCH_WEBHOOK_SIGNING_SECRET=new_signing_secret(),
+        ORCH_RECOVERY_POLL_SECONDS="0.5",
+    )
+    stack.say(session_id, "bash: echo one worker")
+    assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == ["one worker"]
+    assert len(stack.worker_starts(session_id)) == 1
+    assert orchestrator.logged("worker started", session_id=session_id)
+
+
+def test_an_item_whose_secret_has_no_sessions_token_is_stopped_with_the_reason(
+    stack: Stack,
+) -> None:
+    stack.server.emulator.anthropic.set_work_secret_mode(stack.environment_id, "no_sessions_token")
+    orchestrator = stack.orchestrator()
+    session_id = stack.create_session()
+    entry = wait_for(
+        lambda: [
+            e
+            for e in orchestrator.log_entries()
+            if e["msg"].startswith(
+                "work item stopped: it cannot be served without a sessions token"
+            )
+            and e.get("session_id") == session_id
+        ],
+        "the logged stop",
+    )[0]
+    assert "sessions_token" in entry["reason"]
+    assert stack.worker_starts(session_id) == []
+    items = stack.server.emulator.anthropic.work_items.values()
+    wait_for(
+        lambda: [i.state for i in items if i.session_id == session_id] == ["stopped"], "the stop"
+    )

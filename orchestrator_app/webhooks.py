@@ -1,8 +1,9 @@
 """`POST /webhook`: verify (Standard Webhooks, through the SDK), record, answer; dispatch later.
 
 The handler does no network I/O: it checks the signature, hands the session id to the
-dispatcher (which dedupes by `webhook-id` and by in-flight session) and answers 200. Only
-`session.status_run_started` is acted on; any other signed event is acknowledged and ignored.
+dispatcher (which dedupes by `webhook-id` and by in-flight session) and answers 200. Acted on:
+`session.status_run_started` (dispatch) and `session.status_terminated` / `session.deleted`
+(delete the session's worker sandbox); any other signed event is acknowledged and ignored.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from orchestrator_app.errors import (
 log = logging.getLogger(__name__)
 
 RUN_STARTED = "session.status_run_started"
+# Events after which a session never comes back: its worker sandbox goes.
+SESSION_ENDED = ("session.status_terminated", "session.deleted")
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,10 @@ def verify_event(
     if not isinstance(event_type, str):
         raise MalformedWebhook("event has no data.type")
     object_id = _field(data, "id")
-    if event_type == RUN_STARTED and not (isinstance(object_id, str) and object_id):
-        raise MalformedWebhook("session.status_run_started event has no data.id")
+    if event_type in (RUN_STARTED, *SESSION_ENDED) and not (
+        isinstance(object_id, str) and object_id
+    ):
+        raise MalformedWebhook(f"{event_type} event has no data.id")
     return WebhookEvent(
         lowered["webhook-id"], event_type, object_id if isinstance(object_id, str) else None
     )
@@ -103,7 +108,7 @@ async def receive(request: Request) -> JSONResponse:
         raise NotConfigured("webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)")
     body = await read_body(request, services.settings.webhook_max_body_bytes)
     event = verify_event(services.anthropic, body, request.headers, secret.get_secret_value())
-    if event.event_type != RUN_STARTED:
+    if event.event_type not in (RUN_STARTED, *SESSION_ENDED):
         log.info(
             "event ignored", extra={"event_type": event.event_type, "webhook_id": event.webhook_id}
         )
@@ -112,6 +117,15 @@ async def receive(request: Request) -> JSONResponse:
         # Signed and valid, but we cannot claim anything yet: 503 lets the sender retry later.
         raise NotConfigured("dispatch disabled: " + "; ".join(services.not_dispatching))
     assert event.object_id is not None
+    if event.event_type in SESSION_ENDED:
+        # Another environment's session too (workspace webhooks fire for all): the cleanup
+        # deletes only a sandbox labelled with this environment.
+        services.dispatcher.session_ended(event.object_id, event.event_type)
+        log.info(
+            "session ended",
+            extra={"session_id": event.object_id, "event_type": event.event_type},
+        )
+        return JSONResponse({"status": "accepted"})
     accepted = services.dispatcher.notify(event.object_id, event.webhook_id)
     log.info(
         "run started",

@@ -25,8 +25,10 @@ REQUIRED = (
     "ANTHROPIC_ENVIRONMENT_ID",
     "ANTHROPIC_SESSION_ID",
     "ANTHROPIC_WORK_ID",
-    "ANTHROPIC_WORK_SECRET",
 )
+# One credential: the per-item secret, or (only when the operator enabled the orchestrator's
+# fallback for secrets without a sessions token) the environment key.
+CREDENTIALS = ("ANTHROPIC_WORK_SECRET", "ANTHROPIC_ENVIRONMENT_KEY")
 # Seconds to keep serving after the session goes idle (the image may set it; SDK default 60).
 MAX_IDLE_ENV = "CMA_WORKER_MAX_IDLE"
 
@@ -69,8 +71,11 @@ def secret_values(work_secret: str) -> list[str]:
 
 
 def missing_env(environ: dict[str, str] | os._Environ[str]) -> list[str]:
-    """The required variables that are unset or empty."""
-    return [name for name in REQUIRED if not environ.get(name)]
+    """The required variables that are unset or empty (a credential counts as one)."""
+    missing = [name for name in REQUIRED if not environ.get(name)]
+    if not any(environ.get(name) for name in CREDENTIALS):
+        missing.append(" or ".join(CREDENTIALS))
+    return missing
 
 
 def workspace_dir(cwd: Path) -> Path:
@@ -107,7 +112,8 @@ async def serve(environ: dict[str, str] | os._Environ[str]) -> None:
             work_id=environ["ANTHROPIC_WORK_ID"],
             environment_id=environ["ANTHROPIC_ENVIRONMENT_ID"],
             session_id=environ["ANTHROPIC_SESSION_ID"],
-            work_secret=environ["ANTHROPIC_WORK_SECRET"],
+            work_secret=environ.get("ANTHROPIC_WORK_SECRET") or None,
+            environment_key=environ.get("ANTHROPIC_ENVIRONMENT_KEY") or None,
         )
     finally:
         await client.close()
@@ -136,7 +142,9 @@ async def _run_until_signal(environ: dict[str, str] | os._Environ[str]) -> bool:
 
 def main() -> int:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonLines(secret_values(os.environ.get("ANTHROPIC_WORK_SECRET", ""))))
+    secrets = secret_values(os.environ.get("ANTHROPIC_WORK_SECRET", ""))
+    secrets.append(os.environ.get("ANTHROPIC_ENVIRONMENT_KEY", ""))
+    handler.setFormatter(_JsonLines(secrets))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     missing = missing_env(os.environ)
     if missing:

@@ -26,6 +26,8 @@ from emulator.server import EmulatorServer
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_IMAGE_NAME = "cma-worker"
 T = TypeVar("T")
+# What the orchestrator's Console webhook subscribes to (run-started, and the session's end).
+WEBHOOK_EVENTS = ("session.status_run_started", "session.status_terminated", "session.deleted")
 
 
 def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
@@ -159,7 +161,7 @@ class Stack:
             self.server,
             "POST",
             "/webhooks",
-            json={"url": url, "events": ["session.status_run_started"]},
+            json={"url": url, "events": list(WEBHOOK_EVENTS)},
         )
         self.webhook_ids.append(answer["id"])
         return answer["id"], answer["secret"]
@@ -183,8 +185,10 @@ class Stack:
             "ORCH_BLAXEL_WORKSPACE": config.blaxel_workspace,
             "ORCH_WORKER_IMAGE": self.worker_image,
             "ORCH_WORKER_REGION": "us-pdx-1",
-            "ORCH_WORKER_IDLE_DELETE_SECONDS": "1",
-            "ORCH_REAP_INTERVAL_SECONDS": "0.2",
+            "ORCH_WORKER_MAX_IDLE_SECONDS": "1",
+            "ORCH_JANITOR_INTERVAL_SECONDS": "0.5",
+            "ORCH_EMPTY_DRAIN_RETRIES": "2",
+            "ORCH_EMPTY_DRAIN_RETRY_SECONDS": "0.2",
             "ORCH_RECOVERY_POLL_SECONDS": "0",
             "ORCH_RETRY_BASE_SECONDS": "0.05",
             **overrides,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from infra.names import SANDBOX_NAME_PATTERN, SANDBOX_NAME_RULE, scoped_name
+from infra.names import sandbox_name_problem, scoped_name
 
 NAMESPACES = ("cma", "blaxel")
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -47,8 +47,8 @@ def _url(value: str) -> str:
 
 
 def _sandbox_name(value: str | None) -> str | None:
-    if value is not None and not SANDBOX_NAME_PATTERN.fullmatch(value):
-        raise ValueError(f"must be {SANDBOX_NAME_RULE}, got {value!r}")
+    if value is not None and (problem := sandbox_name_problem(value)):
+        raise ValueError(f"must be {problem}, got {value!r}")
     return value
 
 

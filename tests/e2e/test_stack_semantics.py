@@ -98,21 +98,27 @@ def test_state_from_one_checkout_works_from_another_with_rotated_and_revoked_key
     e2e.project.cwd = checkout_b  # the fixture's final destroy runs from B too
 
     assert set(e2e.project.preview_changes()) == {"same"}
-    exported = e2e.project.run("stack", "export").stdout
-    assert str(checkout_a) not in exported and str(REPO_ROOT) not in exported
+    # No path in any resource's inputs or outputs (the engine's own source positions aside).
+    held = json.dumps([(r.get("inputs"), r.get("outputs")) for r in state_resources(e2e.project)])
+    assert str(checkout_a) not in held and str(REPO_ROOT) not in held
 
     # Rotate both keys on the platforms (the old ones stop working), then in config.
     config = e2e.server.config
     object.__setattr__(config, "anthropic_api_key", "sk-ant-api03-rotated")
     e2e.project.set_config("cma:anthropicApiKey", "sk-ant-api03-rotated", secret=True)
-    e2e.project.run("refresh", "--yes")
+    # Without running the program the engine configures providers from the config saved at
+    # the last `up` (the revoked key); --run-program configures them from the current one.
+    e2e.project.run("refresh", "--yes", "--run-program")
     assert set(e2e.project.preview_changes()) == {"same"}, "the Anthropic key is in no resource"
+    e2e.project.up()
+    assert e2e.project.outputs()["orchestrator_revision"] == first["orchestrator_revision"]
+    e2e.project.run("refresh", "--yes")  # the saved config holds the new key now
 
     object.__setattr__(config, "blaxel_api_key", "bl-rotated")
     e2e.project.set_config("blaxel:apiKey", "bl-rotated", secret=True)
-    e2e.project.run("refresh", "--yes")
     # Only the server, which calls Blaxel itself, gets the new key: one in-place restart.
-    assert e2e.project.preview_changes() == {"same": 9, "update": 1}
+    changes = e2e.project.preview_changes()
+    assert changes.get("update") == 1 and set(changes) == {"same", "update"}, changes
     e2e.project.up()
     assert e2e.project.outputs()["orchestrator_revision"] == first["orchestrator_revision"] + 1
 

@@ -379,7 +379,8 @@ class BlaxelBackend:
                 raise Conflict(f"Volume '{name}' already exists", code="VOLUME_ALREADY_EXISTS")
             path = self.root / "volumes" / name
             path.mkdir(parents=True, exist_ok=True)
-            volume = Volume(name, dict(body.get("spec") or {}), path, self.now())
+            labels = dict((body.get("metadata") or {}).get("labels") or {})
+            volume = Volume(name, dict(body.get("spec") or {}), path, self.now(), labels=labels)
             self.volumes[name] = volume
         return volume
 

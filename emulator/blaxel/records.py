@@ -105,12 +105,15 @@ class Volume:
     path: Path
     created_at: float
     attached_to: str = ""  # "sandbox:<name>" while a live sandbox mounts it
+    # As submitted (Volume.metadata is the SDK's Metadata, which has labels).
+    labels: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self, workspace: str, status: str = "DEPLOYED") -> dict[str, Any]:
         return {
             "metadata": {
                 "name": self.name,
                 "displayName": self.name,
+                "labels": dict(self.labels),
                 "workspace": workspace,
                 "createdAt": iso(self.created_at),
                 "updatedAt": iso(self.created_at),

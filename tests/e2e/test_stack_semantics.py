@@ -214,3 +214,30 @@ def test_a_stack_of_the_previous_version_upgrades_without_replacing_anything(
         [r.get("inputs") for r in state_resources(upgraded)]
     )
     assert set(upgraded.preview_changes()) == {"same"}
+
+
+def test_import_takes_existing_objects_into_a_stack_and_up_then_changes_nothing(
+    e2e: EndToEnd,
+) -> None:
+    from scripts.import_stack import import_into
+
+    # Objects left by another stack whose state is gone (as by another tool, or a lost state).
+    donor = another_stack(e2e, "donor")
+    donor.project.up()
+    existing = donor.project.outputs()
+    donor.project.run("stack", "rm", "--force", "--yes")
+
+    import_into(
+        e2e.project,
+        existing["environment_id"],
+        existing["agent_id"],
+        existing["orchestrator_sandbox"],
+    )
+    imported = e2e.project.outputs()
+    for key in ("environment_id", "agent_id", "orchestrator_sandbox", "orchestrator_url"):
+        assert imported[key] == existing[key], key
+    assert set(e2e.project.preview_changes()) == {"same"}
+    sandbox = e2e.server.emulator.blaxel.sandboxes[existing["orchestrator_sandbox"]]
+    assert sandbox.metadata["labels"]["cma-stack"] == STACK
+    anthropic = e2e.server.emulator.anthropic
+    assert len([a for a in anthropic.live_resources()["agents"]]) == 1

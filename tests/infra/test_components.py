@@ -129,6 +129,18 @@ def test_server_depends_on_the_webhook_and_the_sandbox(
     assert "sandbox_spec_digest" in registrations["cma-orchestrator-server"].property_dependencies
 
 
+def test_server_goes_before_the_worker_cleanup_which_goes_before_the_environment(
+    registrations: dict[str, Registration],
+) -> None:
+    """Destroy deletes dependents first: the server stops, then the stack's workers go,
+    while the environment they are labelled with still exists."""
+    _run({})
+    server = registrations["cma-orchestrator-server"]
+    cleanup = registrations["cma-orchestrator-workers"]
+    assert any(d.endswith("::cma-orchestrator-workers") for d in server.dependencies)
+    assert "environment_id" in cleanup.property_dependencies
+
+
 def test_webhook_depends_on_the_sandbox_url(registrations: dict[str, Registration]) -> None:
     _run({})
     deps = registrations["cma-orchestrator-webhook"].dependencies
@@ -184,8 +196,8 @@ def test_each_kind_has_its_own_type_aliased_to_the_old_one(
         "pulumi-python:dynamic/cma:OrchestratorSandbox"
     )
     dynamic = [r for r in registrations.values() if r.type.startswith("pulumi-python:")]
-    # Seven kinds; the two images share one.
-    assert len({r.type for r in dynamic}) == 7 and len(dynamic) == 8
+    # Eight kinds; the two images share one.
+    assert len({r.type for r in dynamic}) == 8 and len(dynamic) == 9
 
 
 def test_default_names_are_scoped_to_project_and_stack(

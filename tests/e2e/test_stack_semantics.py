@@ -196,9 +196,9 @@ def test_a_stack_of_the_previous_version_upgrades_without_replacing_anything(
     pushes = len(blaxel.image_pushes)
 
     changes = upgraded.preview_changes()
-    # Nothing replaced or deleted; the one create is the new status token.
+    # Nothing replaced or deleted; the creates are the new status token and worker cleanup.
     assert not {"delete", "replace", "create-replacement"} & set(changes), changes
-    assert changes.get("create") == 1, changes
+    assert changes.get("create") == 2, changes
     upgraded.up()
     after = upgraded.outputs()
     assert len(blaxel.image_pushes) == pushes, "the upgrade pushed an image"

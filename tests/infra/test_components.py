@@ -30,6 +30,7 @@ class Registration:
     secret_outputs: list[str]
     secret_inputs: set[str]
     property_dependencies: set[str]
+    protect: bool
 
 
 class StackMocks(pulumi.runtime.Mocks):
@@ -82,6 +83,7 @@ def registrations(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Registr
             secret_outputs=list(request.additionalSecretOutputs),
             secret_inputs=_secret_fields(request.object),
             property_dependencies={k for k, v in request.propertyDependencies.items() if v.urns},
+            protect=bool(request.protect),
         )
         return original(self, request)
 
@@ -258,3 +260,18 @@ def test_api_mode_passes_no_signing_secret_input(registrations: dict[str, Regist
     outputs = _run({"cma:webhookMode": "api", "cma:environmentKey": "sk-ant-oat01-k"})
     assert "signing_secret" not in registrations["cma-orchestrator-webhook"].secret_inputs
     assert outputs["next_steps"] == []
+
+
+def test_protect_config_protects_the_environment_and_agent_only(
+    registrations: dict[str, Registration],
+) -> None:
+    _run({"cma:protect": "true"})
+    protected = {name for name, r in registrations.items() if r.protect}
+    assert protected == {"cma-platform-environment", "cma-platform-agent"}
+
+
+def test_without_protect_config_nothing_is_protected(
+    registrations: dict[str, Registration],
+) -> None:
+    _run({})
+    assert not any(r.protect for r in registrations.values())

@@ -307,3 +307,16 @@ def test_the_programs_orch_keys_are_exactly_the_orchestrator_settings() -> None:
     passed = {k for k in {*settings, *secrets} if k.startswith("ORCH_")}
     fields = {f"ORCH_{name.upper()}" for name in Settings.model_fields}
     assert passed - APP_SIDE_PENDING == fields - {f"ORCH_{n.upper()}" for n in LEFT_TO_THE_APP}
+
+
+def test_custom_timeouts_bound_the_provider_waits() -> None:
+    import pulumi
+
+    from infra.components.orchestrator import _timeout_input, parse_duration
+
+    assert parse_duration("90s") == 90 and parse_duration("1h30m") == 5400
+    assert parse_duration("soon") is None and parse_duration("5") is None
+    opts = pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create="2m", update="45s"))
+    assert _timeout_input("deploy_timeout_s", opts, "create") == {"deploy_timeout_s": 120}
+    assert _timeout_input("health_timeout_s", opts, "update") == {"health_timeout_s": 45}
+    assert _timeout_input("health_timeout_s", None, "update") == {}

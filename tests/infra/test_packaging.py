@@ -83,3 +83,50 @@ def test_pip_install_into_a_fresh_venv_and_a_user_program_previews(tmp_path: Pat
     assert changes.get("create", 0) >= 8, changes
     shown = project.run("preview", "--diff").stdout
     assert "my-team-infra-dev-orch" in shown  # names scoped to the user's project and stack
+
+
+def test_plain_pulumi_preview_works_after_setup_venv(tmp_path: Path) -> None:
+    """No PATH tricks: `.venv/bin/pulumi` (written by scripts/setup-venv) from the project
+    root, with neither the venv on PATH nor PULUMI_RUNTIME_VIRTUALENV set."""
+    from tests.e2e.conftest import copy_project
+
+    wrapper = Path(sys.executable).parent / "pulumi"
+    assert wrapper.exists(), "scripts/setup-venv writes .venv/bin/pulumi"
+    checkout = copy_project(tmp_path / "checkout")
+    env = offline_env(tmp_path / "home", tmp_path / "backend", "test-only-passphrase")
+    env["PATH"] = "/usr/bin:/bin"
+    env.pop("PULUMI_RUNTIME_VIRTUALENV", None)
+    done = subprocess.run(
+        [str(wrapper), "stack", "init", "plain", "--non-interactive"],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for key, value in {"cma:anthropicApiKey": "sk-ant-api03-x", "blaxel:apiKey": "bl-x"}.items():
+        subprocess.run(
+            [str(wrapper), "config", "set", "--secret", key, value, "-s", "plain"],
+            cwd=checkout,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(
+        [str(wrapper), "config", "set", "blaxel:workspace", "w", "-s", "plain"],
+        cwd=checkout,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    preview = subprocess.run(
+        [str(wrapper), "preview", "--json", "-s", "plain", "--non-interactive"],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert preview.returncode == 0, preview.stdout[-2000:] + preview.stderr[-2000:]
+    assert '"create"' in preview.stdout

@@ -95,10 +95,10 @@ def inject(emulator: EmulatorServer, method: str, path: str, status: int, times:
 
 def environments_named(_props: dict[str, Any], name: str) -> int:
     creds = configured(EnvironmentProvider).anthropic()
-    sdk = api._sdk(creds)
-    return sum(
-        1 for e in sdk.beta.environments.list(limit=100) if e.name == name and not e.archived_at
-    )
+    with api._sdk(creds) as sdk:
+        return sum(
+            1 for e in sdk.beta.environments.list(limit=100) if e.name == name and not e.archived_at
+        )
 
 
 # Environments
@@ -556,3 +556,18 @@ def test_worker_cleanup_deletes_exactly_this_environments_workers_and_volumes(
     assert not set(gone) & set(live["sandboxes"]) and set(kept) <= set(live["sandboxes"])
     assert not set(gone_volumes) & set(live["volumes"])
     assert set(kept_volumes) <= set(live["volumes"])
+
+
+def test_environment_referenced_by_a_session_is_archived_not_deleted_on_destroy(
+    emulator: EmulatorServer, anthropic_props: dict[str, Any]
+) -> None:
+    env = configured(EnvironmentProvider).create({**anthropic_props, "name": unique("env")})
+    agent = configured(AgentProvider).create({**anthropic_props, "name": unique("agent")})
+    with api._sdk(configured(EnvironmentProvider).anthropic()) as sdk:
+        sdk.beta.sessions.create(agent=agent.id, environment_id=env.id)
+
+    configured(EnvironmentProvider).delete(env.id, env.outs)
+
+    kept = emulator.emulator.anthropic.environments[env.id]
+    assert kept.archived_at is not None  # archived, so the session's history stays
+    assert configured(EnvironmentProvider).read(env.id, env.outs).id == ""

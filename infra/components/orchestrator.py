@@ -20,6 +20,7 @@ from infra.providers.sandbox import OrchestratorSandbox
 from infra.providers.server import OrchestratorServer
 from infra.providers.token import GeneratedToken
 from infra.providers.webhook import WebhookEndpoint, webhook_url
+from infra.providers.workers import WorkerCleanup
 
 
 @dataclass
@@ -185,6 +186,12 @@ class Orchestrator(pulumi.ComponentResource):
             {"purpose": "orchestrator-status"},
             pulumi.ResourceOptions(parent=self),
         )
+        # Deleted after the server (which depends on it) and before the environment.
+        self.worker_cleanup = WorkerCleanup(
+            f"{name}-workers",
+            {"environment_id": args.environment_id},
+            pulumi.ResourceOptions(parent=self),
+        )
         secret_values: pulumi.Output[dict[str, str]] = pulumi.Output.all(
             args.environment_key,
             self.webhook.signing_secret,
@@ -205,7 +212,7 @@ class Orchestrator(pulumi.ComponentResource):
                 "image_digest": args.image_digest,
                 **_timeout_input("health_timeout_s", opts, "update"),
             },
-            pulumi.ResourceOptions(parent=self, depends_on=[self.webhook]),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.webhook, self.worker_cleanup]),
         )
         self.sandbox_name = self.sandbox.sandbox_name
         self.url = self.sandbox.url

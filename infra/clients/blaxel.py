@@ -227,11 +227,16 @@ def get_process(creds: BlaxelCredentials, sandbox_name: str, process: str) -> di
 
 
 def kill_process(creds: BlaxelCredentials, sandbox_name: str, process: str) -> None:
-    """Kill a process; not running, unknown, or sandbox gone is success."""
-    try:
+    """Kill a process; not running, unknown, or sandbox gone is success. Retried like every
+    sandbox-API call: the first call after a standby may fail once (DESIGN §3)."""
+
+    def once() -> None:
         sandbox = _instance(creds, sandbox_name)
         with _mapped(f"kill process {process} in {sandbox_name}"):
             sandbox.process.kill(process)
+
+    try:
+        with_retries(once)
     except NotFound:
         return
 
@@ -292,13 +297,18 @@ def wait_process_stopped(
 
 
 def list_process_names(creds: BlaxelCredentials, sandbox_name: str) -> list[str]:
-    """Names of the running processes of a sandbox (none if the sandbox is gone)."""
-    try:
+    """Names of the running processes of a sandbox (none if the sandbox is gone); retried
+    like every sandbox-API call (the first call after a standby may fail once)."""
+
+    def once() -> list[Any]:
         sandbox = _instance(creds, sandbox_name)
+        with _mapped(f"list processes in {sandbox_name}"):
+            return list(sandbox.process.list())
+
+    try:
+        processes = with_retries(once)
     except NotFound:
         return []
-    with _mapped(f"list processes in {sandbox_name}"):
-        processes = sandbox.process.list()
     return [p.name for p in processes if str(p.status) in ("running", "starting")]
 
 

@@ -300,8 +300,9 @@ LEFT_TO_THE_APP = {
     "host",
     "port",
     "log_level",
-    "orphan_scan_seconds",
-    "reap_interval_seconds",
+    "empty_drain_retries",
+    "empty_drain_retry_seconds",
+    "janitor_interval_seconds",
     "retry_base_seconds",
     "sandbox_ready_timeout_seconds",
     "start_retries",
@@ -319,12 +320,36 @@ def test_the_programs_orch_keys_are_exactly_the_orchestrator_settings() -> None:
         proxy_header_format="Bearer {secret}",
         volume_size_mb=1,
         volume_mount_path="/v",
+        idle_ttl="1d",
+        max_age="2d",
+        max_idle_seconds=30.0,
+        keep_alive=False,
+        max_lifetime_seconds=600,
     )
     settings = server_settings(args, "env_1", "img")
     secrets = server_secrets("k", "w", "b", "p", "t", "whsec_old")
     passed = {k for k in {*settings, *secrets} if k.startswith("ORCH_")}
     fields = {f"ORCH_{name.upper()}" for name in Settings.model_fields}
     assert passed - APP_SIDE_PENDING == fields - {f"ORCH_{n.upper()}" for n in LEFT_TO_THE_APP}
+
+
+def test_worker_lifecycle_settings_reach_the_orchestrator_and_unset_ones_stay_its_defaults() -> (
+    None
+):
+    from orchestrator_app.settings import Settings
+
+    unset = server_settings(_orchestrator_args(), "env_1", "img")
+    assert "ORCH_WORKER_IDLE_TTL" not in unset and "ORCH_WORKER_MAX_AGE" not in unset
+    assert unset["ORCH_WORKER_ENVIRONMENT_KEY_FALLBACK"] == "false"
+    passed = server_settings(
+        _orchestrator_args(idle_ttl="1d", max_age="2d", keep_alive=False, max_idle_seconds=5.0),
+        "env_1",
+        "img",
+    )
+    env = {k: v for k, v in passed.items() if k.startswith("ORCH_")}
+    read = Settings.model_validate({k.removeprefix("ORCH_").lower(): v for k, v in env.items()})
+    assert (read.worker_idle_ttl, read.worker_max_age) == ("1d", "2d")
+    assert read.worker_keep_alive is False and read.worker_max_idle_seconds == 5.0
 
 
 def test_custom_timeouts_bound_the_provider_waits() -> None:

@@ -265,21 +265,14 @@ def test_sandbox_delete_takes_the_preview_down(
 # Webhook endpoints
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the organization webhooks API carries no session events (DESIGN §2/§3, the strict"
-    " emulator refuses them): `api` mode must be refused at preview (infra room, issue 12)",
-)
-def test_api_webhook_adopts_by_url_with_a_fresh_secret(anthropic_props: dict[str, Any]) -> None:
+def test_the_endpoint_api_refuses_session_events_so_api_mode_cannot_serve(
+    anthropic_props: dict[str, Any],
+) -> None:
+    """Why cma:webhookMode=api is refused at preview (infra/config.py): the organization
+    webhooks API accepts only its own event types (docs/platform-contract.md)."""
     props = {**anthropic_props, "mode": "api", "url": f"https://{unique('h')}.test/webhook"}
-    first = configured(WebhookProvider).create(props)
-    second = configured(WebhookProvider).create(props)
-    assert second.id == first.id
-    assert first.outs["signing_secret"].startswith("whsec_")
-    assert second.outs["signing_secret"] != first.outs["signing_secret"]
-    configured(WebhookProvider).delete(first.id, first.outs)
-    configured(WebhookProvider).delete(first.id, first.outs)
-    assert configured(WebhookProvider).read(first.id, first.outs).id == ""
+    with pytest.raises(Invalid, match=r"session\.status_run_started"):
+        configured(WebhookProvider).create(props)
 
 
 def test_console_webhook_needs_no_credentials_and_passes_the_secret_on() -> None:

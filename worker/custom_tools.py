@@ -18,11 +18,12 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
-
-from anthropic.lib.tools import BetaAsyncFunctionTool, BetaFunctionTool
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
+    # Imported where used at run time: the Pulumi program reads this module's constants and
+    # loads a tools module only when one is configured, so a preview never pays the SDK import.
+    from anthropic.lib.tools import BetaAsyncFunctionTool, BetaFunctionTool
     from anthropic.lib.tools.agent_toolset import AgentToolContext
 
 CUSTOM_TOOLS_ENV = "CMA_CUSTOM_TOOLS"
@@ -31,7 +32,7 @@ MODULE_NAME = "cma_custom_tools"
 BUILTIN_NAMES = frozenset(
     ("bash", "edit", "read", "write", "glob", "grep", "web_fetch", "web_search")
 )
-FunctionTool = BetaFunctionTool[Any] | BetaAsyncFunctionTool[Any]
+FunctionTool: TypeAlias = "BetaFunctionTool[Any] | BetaAsyncFunctionTool[Any]"
 
 
 class CustomToolsError(Exception):
@@ -64,6 +65,8 @@ def load_module(path: Path) -> ModuleType:
 
 def tools_of(module: ModuleType) -> list[FunctionTool]:
     """The module's tool objects in definition order; names unique and not built-in ones."""
+    from anthropic.lib.tools import BetaAsyncFunctionTool, BetaFunctionTool
+
     tools: list[FunctionTool] = []
     for value in vars(module).values():
         if isinstance(value, BetaFunctionTool | BetaAsyncFunctionTool) and value not in tools:

@@ -256,12 +256,6 @@ def test_next_steps_is_empty_with_all_secrets_set(registrations: dict[str, Regis
     assert outputs["next_steps"] == []
 
 
-def test_api_mode_passes_no_signing_secret_input(registrations: dict[str, Registration]) -> None:
-    outputs = _run({"cma:webhookMode": "api", "cma:environmentKey": "sk-ant-oat01-k"})
-    assert "signing_secret" not in registrations["cma-orchestrator-webhook"].secret_inputs
-    assert outputs["next_steps"] == []
-
-
 def test_protect_config_protects_the_environment_and_agent_only(
     registrations: dict[str, Registration],
 ) -> None:

@@ -260,9 +260,13 @@ _SERVER = {"type": "url", "name": "docs", "url": "https://mcp.example/sse"}
 @pytest.mark.parametrize(
     ("servers", "tools", "message"),
     [
-        ([_SERVER, _SERVER], [{"type": "mcp_toolset", "mcp_server_name": "docs"}], "duplicate"),
+        (
+            [_SERVER, _SERVER],
+            [{"type": "mcp_toolset", "mcp_server_name": "docs"}],
+            "names must be unique",
+        ),
         ([_SERVER], [{"type": "agent_toolset_20260401"}], "not referenced"),
-        ([], [{"type": "mcp_toolset", "mcp_server_name": "docs"}], "name no server"),
+        ([], [{"type": "mcp_toolset", "mcp_server_name": "docs"}], "no server"),
     ],
 )
 def test_mcp_server_references_are_checked(

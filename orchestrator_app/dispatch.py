@@ -30,6 +30,7 @@ from anthropic import APIError, APIStatusError, AsyncAnthropic
 from anthropic.types.beta.environments import BetaSelfHostedWork
 
 from orchestrator_app.errors import BlaxelError
+from orchestrator_app.metrics import Metrics
 from orchestrator_app.sandboxes import WorkerSandboxes
 from orchestrator_app.settings import Settings
 from orchestrator_app.workers import (
@@ -129,6 +130,7 @@ class Dispatcher:
         self.sandboxes = sandboxes
         self.workers: dict[str, WorkerRecord] = {}
         self.stats = DispatchStats()
+        self.metrics = Metrics()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._in_flight: set[str] = set()
         self._wake = asyncio.Event()
@@ -166,12 +168,14 @@ class Dispatcher:
             try:
                 await self.drain()
             except APIError as exc:
+                self.metrics.failures.labels("drain_failed").inc()
                 # The API said no (or was unreachable): one line, no traceback, retried later.
                 log.error(
                     "drain failed; the next webhook or recovery poll retries it",
                     extra={"reason": str(exc)},
                 )
             except Exception:
+                self.metrics.failures.labels("drain_failed").inc()
                 log.exception("drain failed; the next webhook or recovery poll retries it")
 
     async def shutdown(self) -> None:
@@ -187,6 +191,7 @@ class Dispatcher:
     async def drain(self) -> None:
         """Warm the sandboxes of every session with claimable work, then claim and start."""
         self.stats.drains += 1
+        self.metrics.drains.inc()
         hinted = set(self._in_flight) - set(self._starting_sessions())
         sessions: list[str] = []
         try:
@@ -265,6 +270,7 @@ class Dispatcher:
         try:
             await self.queue.ack(item)
         except APIError as exc:
+            self.metrics.failures.labels("ack_refused").inc()
             log.warning(
                 "ack refused; work left to the queue",
                 extra={"work_id": item.id, "reason": str(exc)},
@@ -281,6 +287,7 @@ class Dispatcher:
             async with self._starts:
                 return await self.sandboxes.ensure_ready(session_id)
         except BlaxelError as exc:
+            self.metrics.failures.labels("sandbox_not_ready").inc()
             log.error(
                 "worker sandbox not ready", extra={"session_id": session_id, "reason": str(exc)}
             )
@@ -304,11 +311,13 @@ class Dispatcher:
                 )
             self.workers[session_id] = WorkerRecord(sandbox, worker_process_name(item.id), item.id)
             self.stats.started += 1
+            self.metrics.observe_dispatch(item.created_at)
             log.info(
                 "worker started",
                 extra={"session_id": session_id, "work_id": item.id, "sandbox": sandbox},
             )
         except Exception as exc:
+            self.metrics.failures.labels("worker_start_failed").inc()
             log.error(
                 "claimed work cannot be served; stopping it",
                 extra={"session_id": session_id, "work_id": item.id, "reason": str(exc)},
@@ -325,6 +334,7 @@ class Dispatcher:
             await self.queue.stop(item)
             self.stats.stopped += 1
         except Exception as exc:
+            self.metrics.failures.labels("stop_failed").inc()
             log.error("force-stop failed", extra={"work_id": item.id, "reason": str(exc)})
 
     # ------------------------------------------------------------ the reaper
@@ -352,6 +362,7 @@ class Dispatcher:
                     if self.workers.get(session_id) is record:
                         del self.workers[session_id]
                     self.stats.deleted += 1
+                    self.metrics.sandboxes_deleted.inc()
                     log.info(
                         "worker sandbox deleted",
                         extra={"session_id": session_id, "sandbox": record.sandbox},

@@ -78,6 +78,23 @@ class Settings(BaseSettings):
     reap_interval_seconds: Annotated[float, Field(gt=0)] = 5.0
     orphan_scan_seconds: Annotated[float, Field(gt=0)] = 60.0
 
+    # Operating (issue 15, issue 18's rotation). `/status`, `/metrics` and `/ready`'s details
+    # need `Authorization: Bearer <status_token>` (the stack's `status_token` output); unset,
+    # they answer 401 to everyone. While a signing secret is rotated, deliveries signed with the
+    # previous one are still accepted.
+    status_token: SecretStr | None = None
+    webhook_signing_secret_previous: SecretStr | None = None
+
+    @field_validator("status_token", "webhook_signing_secret_previous", mode="before")
+    @classmethod
+    def _empty_operating_secret_is_missing(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def signing_secrets(self) -> list[str]:
+        """The signing secrets a delivery may be signed with: the current one, then the previous."""
+        held = (self.webhook_signing_secret, self.webhook_signing_secret_previous)
+        return [s.get_secret_value() for s in held if s is not None]
+
     host: str = "0.0.0.0"  # the preview proxies to it; tests bind 127.0.0.1
     port: Annotated[int, Field(ge=0, le=65535)] = Field(default_factory=_default_port)
     log_level: str = "INFO"
@@ -140,6 +157,8 @@ class Settings(BaseSettings):
             self.webhook_signing_secret,
             self.blaxel_api_key,
             self.worker_proxy_secret,
+            self.status_token,
+            self.webhook_signing_secret_previous,
         )
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -63,6 +64,14 @@ def test_local_up_on_a_fresh_clone_passes_and_leaves_every_tracked_file_unchange
         assert "EXAMPLE: PASS" in up.stdout
         status = run(clone, "git", "status", "--porcelain").stdout
         assert status == "", f"local-up changed tracked files:\n{status}"
+
+        # The status command finds the example session's worker sandbox among the stack's.
+        served_by = re.search(r"served by worker sandbox (\S+)", up.stdout)
+        assert served_by, up.stdout
+        report = run(clone, ".venv/bin/python", "-m", "infra.status", "--local", "--json")
+        assert report.returncode == 0, report.stdout + report.stderr
+        workers = [w["sandbox"] for w in json.loads(report.stdout)["workers"]]
+        assert served_by.group(1) in workers
 
         # The wrapper drives the same stack: its settings, its secrets, no pending change.
         preview = run(clone, "scripts/pulumi", "preview", "--diff", "--json")

@@ -1,18 +1,23 @@
-"""`/metrics` and `/status` of a real orchestrator process while it serves a session (emulator).
+"""`/metrics`, `/status` and `python -m infra.status` around a real orchestrator process (emulator).
 
 The counters must move because a session was served: a webhook accepted, drains run, a worker
-started (one dispatch-latency observation), and `/status` lists that session's worker sandbox.
+started (one dispatch-latency observation); `/status` lists that session's worker sandbox, and
+so does the status command, read from the platform with the stack's outputs.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator_app.workers import worker_sandbox_name
-from tests.orchestrator_app.emulated import Orchestrator, Stack, wait_for
+from tests.orchestrator_app.emulated import ROOT, Orchestrator, Stack, wait_for
 from tests.orchestrator_app.test_integration import (  # the module's emulator and image
     emulator_server,
     stack,
@@ -87,3 +92,55 @@ def test_status_lists_the_sessions_worker_sandbox_and_the_queue(stack: Stack) ->
     assert worker["sandbox"] == worker_sandbox_name(session_id)
     assert worker["state"] in ("running", "idle")
     assert status["counters"]["webhook_deliveries"]["accepted,200"] >= 1
+
+
+def run_status_command(stack: Stack, outputs: dict[str, Any], *flags: str) -> str:
+    config = stack.server.config
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "BL_"))},
+        "ANTHROPIC_API_KEY": config.anthropic_api_key,
+        "BL_API_KEY": config.blaxel_api_key,
+        "BL_WORKSPACE": config.blaxel_workspace,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.status", *flags],
+        input=json.dumps(outputs),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_status_command_prints_the_stacks_workers_after_a_session(stack: Stack) -> None:
+    orchestrator = stack.orchestrator(ORCH_STATUS_TOKEN=TOKEN, ORCH_WORKER_IDLE_DELETE_SECONDS="60")
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo status")
+    wait_for(lambda: tool_results(stack, session_id), "the tool result in the session")
+    config = stack.server.config
+    outputs = {
+        "environment_id": stack.environment_id,
+        "agent_id": stack.agent_id,
+        "agent_version": 1,
+        "anthropic_base_url": config.anthropic_base_url,
+        "blaxel_base_url": config.blaxel_base_url,
+        "orchestrator_url": orchestrator.url,
+        "status_token": TOKEN,
+    }
+
+    report = json.loads(run_status_command(stack, outputs, "--json"))
+    sandbox = worker_sandbox_name(session_id)
+    assert [(w["sandbox"], w["session_id"]) for w in report["workers"]] == [(sandbox, session_id)]
+    assert report["workers"][0]["state"] == "DEPLOYED"
+    assert report["environment"]["id"] == stack.environment_id
+    assert report["agent"]["version"] == 1 and report["agent"]["drifted"] is False
+    assert report["queue"]["depth"] == 0
+    assert report["orchestrator"]["environment_id"] == stack.environment_id
+
+    table = run_status_command(stack, outputs)
+    [row] = [line for line in table.splitlines() if sandbox in line and "DEPLOYED" in line]
+    assert session_id in row
+    assert "webhook_deliveries: accepted,200=1" in table

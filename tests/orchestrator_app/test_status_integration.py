@@ -2,11 +2,13 @@
 
 The counters must move because a session was served: a webhook accepted, drains run, a worker
 started (one dispatch-latency observation); `/status` lists that session's worker sandbox, and
-so does the status command, read from the platform with the stack's outputs.
+so does the status command, read from the platform with the stack's outputs. And mid-rotation
+of the signing secret, with both secrets held, no delivery of either endpoint is refused.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -17,7 +19,13 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator_app.workers import worker_sandbox_name
-from tests.orchestrator_app.emulated import ROOT, Orchestrator, Stack, wait_for
+from tests.orchestrator_app.emulated import (
+    ROOT,
+    Orchestrator,
+    Stack,
+    free_loopback_port,
+    wait_for,
+)
 from tests.orchestrator_app.test_integration import (  # the module's emulator and image
     emulator_server,
     stack,
@@ -144,3 +152,45 @@ def test_the_status_command_prints_the_stacks_workers_after_a_session(stack: Sta
     [row] = [line for line in table.splitlines() if sandbox in line and "DEPLOYED" in line]
     assert session_id in row
     assert "webhook_deliveries: accepted,200=1" in table
+
+
+def test_mid_rotation_deliveries_of_the_old_and_the_new_endpoint_are_all_accepted(
+    stack: Stack,
+) -> None:
+    # README's rotation, step 4: the old and the new Console webhook both deliver to the URL,
+    # and the orchestrator holds the new secret and the previous one.
+    port = free_loopback_port()
+    url = f"http://127.0.0.1:{port}/webhook"
+    old_endpoint, old_secret = stack.register_webhook(url)
+    new_endpoint, new_secret = stack.register_webhook(url)
+    env = stack.orchestrator_env(
+        port,
+        ORCH_WEBHOOK_SIGNING_SECRET=new_secret,
+        ORCH_WEBHOOK_SIGNING_SECRET_PREVIOUS=old_secret,
+        ORCH_STATUS_TOKEN=TOKEN,
+    )
+    orchestrator = Orchestrator(port, env, stack.tmp / "orchestrator-rotation.log")
+    stack.orchestrators.append(orchestrator)
+    orchestrator.start()
+
+    sessions = [stack.create_session() for _ in range(3)]
+    for session_id in sessions:
+        stack.say(session_id, "bash: echo rotated")
+    for session_id in sessions:
+        wait_for(functools.partial(tool_results, stack, session_id), f"the result of {session_id}")
+
+    def all_answered() -> list[Any] | None:
+        found = [d for d in stack.server.emulator.anthropic.deliveries if d.url == url]
+        return found if found and all(d.delivered for d in found) else None
+
+    deliveries = wait_for(all_answered, "every delivery answered")
+
+    assert {d.endpoint_id for d in deliveries} == {old_endpoint, new_endpoint}
+    assert [d.attempts for d in deliveries if d.attempts != ["200"]] == []
+    for session_id in sessions:
+        assert len(stack.worker_starts(session_id)) == 1
+    found = samples(orchestrator)
+    assert (
+        value(found, "cma_orchestrator_webhook_deliveries_total", outcome="rejected", status="401")
+        == 0
+    )

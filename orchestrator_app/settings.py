@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from standardwebhooks.webhooks import Webhook
 
 # Blaxel expiration-policy durations: a number and a unit; ttl-max-age must be at least 5m.
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -89,6 +90,17 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_operating_secret_is_missing(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("webhook_signing_secret_previous")
+    @classmethod
+    def _previous_is_a_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # Refused at startup (naming the variable), not later as a 503 on every delivery.
+        if value is not None:
+            try:
+                Webhook(value.get_secret_value())
+            except Exception as exc:
+                raise ValueError("must be a Standard Webhooks key (whsec_<base64>)") from exc
+        return value
 
     def signing_secrets(self) -> list[str]:
         """The signing secrets a delivery may be signed with: the current one, then the previous."""

@@ -117,3 +117,9 @@ def test_the_previous_secret_is_redacted_from_logs_like_any_secret(
     settings = Settings.model_validate(values)
     assert previous_secret in settings.secret_values()
     assert "tok-123456" in settings.secret_values()
+
+
+def test_a_previous_secret_that_is_not_a_signing_key_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="webhook_signing_secret_previous") as caught:
+        Settings.model_validate({"webhook_signing_secret_previous": "not base64 !!"})
+    assert "whsec_" in str(caught.value)

@@ -243,7 +243,7 @@ def down() -> int:
     if emulator is not None and (STATE / "backend").exists():
         project = local_project()
         log("pulumi destroy (local stack)")
-        print(project.run("destroy", "--yes").stdout, end="")
+        project.stream("destroy", "--yes")
     stop_emulator()
     (STATE / "console.json").unlink(missing_ok=True)
     return 0

@@ -1,4 +1,5 @@
-"""`python -m emulator --port N [--data-dir D]`: serve the emulator on loopback until stopped."""
+"""`python -m emulator --port N [--data-dir D] [--fast] [--sandbox-deploy-s S]`: serve the
+emulator on loopback until stopped (realistic platform latencies unless told otherwise)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import threading
 from pathlib import Path
 
+from emulator.config import Timing, fast_timing
 from emulator.server import EmulatorServer
 
 
@@ -16,10 +18,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="loopback port (0: any free one)")
     parser.add_argument("--data-dir", type=Path, default=None, help="sandbox files and images")
+    parser.add_argument("--fast", action="store_true", help="test latencies (fast_timing)")
+    parser.add_argument(
+        "--sandbox-deploy-s", type=float, default=None, help="DEPLOYING time of a new sandbox"
+    )
     args = parser.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
-    server = EmulatorServer(port=args.port, data_dir=args.data_dir).start()
+    timing = fast_timing() if args.fast else Timing()
+    if args.sandbox_deploy_s is not None:
+        timing.update(sandbox_deploy_s=args.sandbox_deploy_s)
+    server = EmulatorServer(port=args.port, data_dir=args.data_dir, timing=timing).start()
     config = server.config
     print(
         json.dumps(

@@ -12,6 +12,41 @@ BLAXEL_PREFIX = "/blaxel"  # control plane at /blaxel/v0; sandbox APIs and previ
 CONTROL_PREFIX = "/_emulator"  # reset, fault injection, inspection: tests only
 
 
+@dataclass
+class Timing:
+    """How long the platforms take; realistic by default, shortened by test fixtures.
+
+    Shared (and mutable) at run time: `POST /_emulator/timing` changes it for both backends.
+    """
+
+    sandbox_deploy_s: float = 2.0  # a created sandbox stays DEPLOYING this long
+    sandbox_delete_s: float = 1.0  # a deleted sandbox stays DELETING this long
+    image_build_step_s: float = 1.0  # a pushed image spends this in BUILDING, then DEPLOYING
+    standby_after_s: float = 15.0  # idle (no keepAlive process, no call) before standby
+    work_pollable_delay_s: float = 0.2  # run-started may be delivered before its item polls
+
+    def update(self, **values: float) -> None:
+        """Change some durations; ValueError naming an unknown or negative one."""
+        for name, value in values.items():
+            if name not in self.__dataclass_fields__:
+                raise ValueError(f"unknown timing {name!r}")
+            if float(value) < 0:
+                raise ValueError(f"timing {name!r} must be >= 0")
+        for name, value in values.items():
+            setattr(self, name, float(value))
+
+
+def fast_timing() -> Timing:
+    """Short durations for test suites: every state still happens, only quicker."""
+    return Timing(
+        sandbox_deploy_s=0.05,
+        sandbox_delete_s=0.05,
+        image_build_step_s=0.05,
+        standby_after_s=15.0,
+        work_pollable_delay_s=0.05,
+    )
+
+
 @dataclass(frozen=True)
 class EmulatorConfig:
     """Credentials the emulator accepts and where it keeps sandbox files and images."""
@@ -23,6 +58,9 @@ class EmulatorConfig:
     blaxel_workspace: str = "local"
     # Python for sandbox processes: images are build contexts run as local processes.
     sandbox_path_prefix: tuple[str, ...] = field(default_factory=tuple)
+    timing: Timing = field(default_factory=Timing)
+    work_secret_ttl_s: float = 3600.0  # a sessions token's life, on the emulator clock
+    regions: tuple[str, ...] = ("us-pdx-1", "eu-lon-1", "us-was-1")
 
     @property
     def anthropic_base_url(self) -> str:

@@ -68,12 +68,19 @@ class EmulatorServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving; AssertionError when the emulator met an unexpected exception meanwhile
+        (a bug in the emulator is a test failure, never a silent 500)."""
         self.emulator.anthropic.close_streams()
         self._server.should_exit = True
         self._thread.join(timeout=15)
         self._sock.close()
         if self._tmp is not None:
             self._tmp.cleanup()
+        if self.emulator.unexpected_errors:
+            raise AssertionError(
+                "the emulator raised unexpected exceptions: "
+                + "; ".join(self.emulator.unexpected_errors)
+            )
 
     def __enter__(self) -> EmulatorServer:
         return self.start()

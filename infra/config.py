@@ -8,6 +8,7 @@ Credentials may also come from ANTHROPIC_API_KEY, BL_API_KEY and BL_WORKSPACE.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -15,8 +16,11 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from infra.names import SANDBOX_NAME_PATTERN, SANDBOX_NAME_RULE, scoped_name
+
 NAMESPACES = ("cma", "blaxel")
-SANDBOX_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,47}[a-z0-9])?")
+DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+DEFAULT_BLAXEL_BASE_URL = "https://api.blaxel.ai/v0"
 REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 DURATION = re.compile(r"\d+[smhdw]")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -42,11 +46,9 @@ def _url(value: str) -> str:
     return value.rstrip("/")
 
 
-def _sandbox_name(value: str) -> str:
-    if not SANDBOX_NAME.fullmatch(value):
-        raise ValueError(
-            f"must be lowercase letters, digits and hyphens, at most 49 characters, got {value!r}"
-        )
+def _sandbox_name(value: str | None) -> str | None:
+    if value is not None and not SANDBOX_NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"must be {SANDBOX_NAME_RULE}, got {value!r}")
     return value
 
 
@@ -65,15 +67,23 @@ class StackConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     # Anthropic (cma:)
-    anthropic_base_url: str = Field("https://api.anthropic.com", alias="cma:anthropicBaseUrl")
+    anthropic_base_url: str = Field(DEFAULT_ANTHROPIC_BASE_URL, alias="cma:anthropicBaseUrl")
     anthropic_api_key: SecretStr = Field(alias="cma:anthropicApiKey")
-    environment_name: str = Field("cma-blaxel", alias="cma:environmentName", min_length=1)
+    # Unique names default to ones scoped to the project and stack (`names`, below).
+    environment_name: str | None = Field(None, alias="cma:environmentName", min_length=1)
     environment_key: SecretStr | None = Field(None, alias="cma:environmentKey")
     webhook_mode: Literal["console", "api"] = Field("console", alias="cma:webhookMode")
     webhook_signing_secret: SecretStr | None = Field(None, alias="cma:webhookSigningSecret")
-    agent_name: str = Field("cma-blaxel-agent", alias="cma:agentName", min_length=1)
-    model: str = Field("claude-sonnet-4-6", alias="cma:model", min_length=1)
+    webhook_signing_secret_previous: SecretStr | None = Field(
+        None, alias="cma:webhookSigningSecretPrevious"
+    )
+    agent_name: str | None = Field(None, alias="cma:agentName", min_length=1)
+    model: str | None = Field(None, alias="cma:model", min_length=1)  # default: claude-sonnet-4-6
     agent_system: str | None = Field(None, alias="cma:agentSystem")
+    # Agents as code (infra/agent_stack.py validates them, with the tools and image they use).
+    agents: Any = Field(None, alias="cma:agents")
+    custom_tools_module: str | None = Field(None, alias="cma:customToolsModule")
+    worker_image_extension: Any = Field(None, alias="cma:workerImage")
     recovery_poll_seconds: int = Field(15, alias="cma:recoveryPollSeconds", ge=1, le=3600)
     max_concurrent_starts: int = Field(8, alias="cma:maxConcurrentStarts", ge=1, le=256)
     # Take over existing resources by id on the next `up` (the orchestrator sandbox is always
@@ -82,19 +92,19 @@ class StackConfig(BaseModel):
         None, alias="cma:importEnvironmentId", pattern=r"^env_\w+$"
     )
     import_agent_id: str | None = Field(None, alias="cma:importAgentId", pattern=r"^agent_\w+$")
+    # `pulumi destroy` refuses while set (ResourceOptions.protect).
+    protect: bool = Field(False, alias="cma:protect")
     # Blaxel (blaxel:)
-    blaxel_base_url: str = Field("https://api.blaxel.ai/v0", alias="blaxel:baseUrl")
+    blaxel_base_url: str = Field(DEFAULT_BLAXEL_BASE_URL, alias="blaxel:baseUrl")
     blaxel_workspace: str = Field(alias="blaxel:workspace", min_length=1)
     blaxel_api_key: SecretStr = Field(alias="blaxel:apiKey")
     region: str | None = Field(None, alias="blaxel:region")
-    orchestrator_sandbox_name: str = Field(
-        "cma-orchestrator", alias="blaxel:orchestratorSandboxName"
-    )
+    orchestrator_sandbox_name: str | None = Field(None, alias="blaxel:orchestratorSandboxName")
+    # Take over an existing sandbox of that name that this stack does not own yet.
+    import_orchestrator_sandbox: bool = Field(False, alias="blaxel:importOrchestratorSandbox")
     orchestrator_memory_mb: int = Field(4096, alias="blaxel:orchestratorMemoryMb", ge=512, le=65536)
-    orchestrator_image_name: str = Field(
-        "cma-orchestrator-image", alias="blaxel:orchestratorImageName"
-    )
-    worker_image_name: str = Field("cma-worker-image", alias="blaxel:workerImageName")
+    orchestrator_image_name: str | None = Field(None, alias="blaxel:orchestratorImageName")
+    worker_image_name: str | None = Field(None, alias="blaxel:workerImageName")
     worker_memory_mb: int = Field(4096, alias="blaxel:workerMemoryMb", ge=512, le=65536)
     worker_region: str | None = Field(None, alias="blaxel:workerRegion")
     worker_max_age: str = Field("24h", alias="blaxel:workerMaxAge")
@@ -174,6 +184,33 @@ class StackConfig(BaseModel):
             )
         return self
 
+    def names(self, project: str, stack: str) -> StackNames:
+        """The unique names to use: the configured ones, else scoped to project and stack."""
+        return StackNames(
+            environment=self.environment_name or scoped_name(project, stack, "env"),
+            agent=self.agent_name or scoped_name(project, stack, "agent"),
+            orchestrator_sandbox=self.orchestrator_sandbox_name
+            or scoped_name(project, stack, "orch"),
+            orchestrator_image=self.orchestrator_image_name
+            or scoped_name(project, stack, "orch-img"),
+            worker_image=self.worker_image_name or scoped_name(project, stack, "worker-img"),
+        )
+
+    def agent_values(self, default_agent_name: str) -> dict[str, Any]:
+        """The agent keys as `infra.agent_stack.plan_agents` reads them: `cma:agents`, or the
+        older single-agent keys (named by default after the stack)."""
+        values: dict[str, Any] = {
+            "cma:agents": self.agents,
+            "cma:customToolsModule": self.custom_tools_module,
+            "cma:workerImage": self.worker_image_extension,
+            "cma:model": self.model,
+            "cma:agentSystem": self.agent_system,
+            "cma:agentName": self.agent_name,
+        }
+        if self.agents is None:
+            values["cma:agentName"] = self.agent_name or default_agent_name
+        return values
+
     @property
     def secrets_missing(self) -> list[str]:
         """Config keys of the secrets the orchestrator still lacks to be ready."""
@@ -181,6 +218,26 @@ class StackConfig(BaseModel):
         if self.webhook_mode == "console" and not self.webhook_signing_secret:
             missing.append("cma:webhookSigningSecret")
         return missing
+
+
+class StackNames(BaseModel):
+    """The unique names of a stack's platform objects."""
+
+    environment: str
+    agent: str
+    orchestrator_sandbox: str
+    orchestrator_image: str
+    worker_image: str
+
+
+# The config key that sets each name: named in the error when the name is taken.
+NAME_KEYS = {
+    "environment": "cma:environmentName",
+    "agent": "cma:agentName",
+    "orchestrator_sandbox": "blaxel:orchestratorSandboxName",
+    "orchestrator_image": "blaxel:orchestratorImageName",
+    "worker_image": "blaxel:workerImageName",
+}
 
 
 def known_keys() -> set[str]:
@@ -202,10 +259,21 @@ def _problem(err: Any) -> str:
     return f"{key}: {msg}"
 
 
+def _unknown_key(key: str) -> str:
+    """The problem line of an unknown key: the closest known one, else all of them."""
+    close = difflib.get_close_matches(key, sorted(known_keys()), n=1, cutoff=0.75)
+    if not close:  # case slips ("cma:Model") are typos too
+        lowered = {k.lower(): k for k in known_keys()}
+        close = [lowered[key.lower()]] if key.lower() in lowered else []
+    if close:
+        return f"{key}: not a known key; did you mean {close[0]}?"
+    return f"{key}: not a known key (known: {', '.join(sorted(known_keys()))})"
+
+
 def load_stack_config(values: Mapping[str, Any], env: Mapping[str, str]) -> StackConfig:
     """Validate `values` (full keys like 'cma:model'), filling credentials from `env` (pure)."""
     unknown = sorted(k for k in values if k.split(":")[0] in NAMESPACES and k not in known_keys())
-    problems = [f"{k}: not a known key (known: {', '.join(sorted(known_keys()))})" for k in unknown]
+    problems = [_unknown_key(k) for k in unknown]
     data = {k: v for k, v in values.items() if k in known_keys() and v not in (None, "")}
     for key, var in ENV_FALLBACKS.items():
         if key not in data and env.get(var):

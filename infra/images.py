@@ -22,7 +22,10 @@ os.environ.setdefault("DO_NOT_TRACK", "1")  # before the first blaxel import: no
 
 from blaxel.core.image import ImageInstance
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# Where the packages live (a checkout's root, or site-packages): build contexts are relative
+# to it, so the state does not depend on where the project sits.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = PACKAGE_ROOT  # older name
 # Files that never belong in an image and must not move its digest.
 IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git", ".venv"}
 IGNORED_SUFFIXES = {".pyc", ".pyo"}
@@ -32,9 +35,15 @@ class ImageFactoryError(Exception):
     """An image factory reference that cannot be resolved or does not give an ImageInstance."""
 
 
+def context_path(context_dir: str) -> Path:
+    """A build context as a path: relative ones are relative to the package root."""
+    path = Path(context_dir)
+    return path if path.is_absolute() else PACKAGE_ROOT / path
+
+
 def default_image(context_dir: str) -> ImageInstance:
     """A Python image holding `context_dir` at /app (used until a package defines its own)."""
-    context = Path(context_dir)
+    context = context_path(context_dir)
     image = ImageInstance.from_registry("python:3.11-slim").workdir("/app")
     requirements = context / "requirements.txt"
     if requirements.exists():
@@ -49,8 +58,8 @@ def resolve_factory(ref: str) -> Callable[..., Any]:
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
         raise ImageFactoryError(f"image factory {ref!r}: expected 'module:function'")
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
+    if str(PACKAGE_ROOT) not in sys.path:
+        sys.path.insert(0, str(PACKAGE_ROOT))
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

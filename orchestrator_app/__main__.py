@@ -1,6 +1,6 @@
 """`python -m orchestrator_app`: serve the orchestrator with uvicorn on 0.0.0.0:$ORCH_PORT.
 
-The port is ORCH_PORT, else PORT (the sandbox runtime's), else 8080; ORCH_HOST moves the
+The port is ORCH_PORT, else PORT (the sandbox runtime's), else 8000; ORCH_HOST moves the
 address (tests bind 127.0.0.1). Settings are read once,
 here; a setting that does not validate ends the process with a message naming the field.
 """

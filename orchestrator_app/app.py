@@ -3,7 +3,7 @@
 `create_app(settings)` builds the app; without settings the lifespan reads them from the
 environment at startup (never at import). The lifespan configures the Blaxel SDK's client,
 opens one `AsyncAnthropic` client (authenticated by the environment key only), and runs the
-drainer, the recovery poll and the reaper as background tasks when dispatch is possible.
+drainer, the recovery poll and the janitor as background tasks when dispatch is possible.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from orchestrator_app.errors import (
     PayloadTooLarge,
     WebhookRejected,
 )
+from orchestrator_app.janitor import janitor_forever
 from orchestrator_app.logging import register_secrets
 from orchestrator_app.metrics import Metrics
 from orchestrator_app.recovery import recover_forever
@@ -81,7 +82,9 @@ async def _lifespan(
         dispatcher = services.dispatcher
         tasks = [
             asyncio.create_task(dispatcher.run(), name="drainer"),
-            asyncio.create_task(dispatcher.reap_forever(), name="reaper"),
+            asyncio.create_task(
+                janitor_forever(dispatcher, settings.janitor_interval_seconds), name="janitor"
+            ),
             asyncio.create_task(
                 recover_forever(dispatcher, settings.recovery_poll_seconds), name="recovery"
             ),

@@ -1,32 +1,38 @@
-"""Dispatch: warm each session's worker sandbox, then claim its work, then start its worker.
+"""Dispatch: for each session with queued work, warm its worker sandbox, claim, start its worker.
 
 Webhooks and the recovery poll only *request* a drain; one drainer task runs the drains one
-after another, so a burst of deliveries collapses into one or two drains. A drain:
+after another. A drain lists this environment's claimable work (the environment key sees only
+its own queue, so another environment's session never shows up and nothing is claimed for it)
+and hands each session to its own task. Sessions run as a pipeline: each goes warm → claim →
+start on its own as soon as its sandbox is ready, bounded by `max_concurrent_starts`, and no
+session waits for another's warm-up.
 
-1. lists this environment's claimable work (the environment key sees only its own queue, so
-   another environment's session never shows up and nothing is claimed for it);
-2. makes sure each of those sessions' worker sandboxes exists and answers, in parallel,
-   bounded by `max_concurrent_starts` (a sandbox that cannot be made ready leaves the work
-   unclaimed, for a later drain);
-3. polls and acks (claims) items one by one, and starts each item's worker process in its
-   session's sandbox with only the item's coordinates and per-item secret. A claimed item whose
-   worker cannot be started is force-stopped and the reason logged.
+Session state, said once: **a session id has at most one task in `_tasks`, and only that task
+touches the session's sandbox** (a dispatch: warm → claim → start; or an end: release and
+delete). `_tasks` changes only in `_schedule` and in the task's own done-callback.
 
-The reaper deletes a worker sandbox once its worker process has ended and the sandbox has been
-idle for `worker_idle_delete_seconds`.
+Claiming (docs/contracts.md, DESIGN §3): an item is acked only once its session's sandbox is
+ready; a polled item for a session still warming waits (leased, un-acked) in `_polled` for that
+session's task. A claimed item whose worker cannot be started is *not* stopped (a stop before
+the first heartbeat can strand the session): its lease lapses and the recovery poll serves it.
+Only terminal cases are force-stopped: non-session items, older duplicates of a session's item,
+items of an ended session, and items whose secret carries no sessions token (unless the
+operator enabled the environment-key fallback).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from anthropic import APIError, APIStatusError, AsyncAnthropic
+from anthropic import APIError, APIStatusError, AsyncAnthropic, NotFoundError
 from anthropic.types.beta.environments import BetaSelfHostedWork
 
 from orchestrator_app.errors import BlaxelError
@@ -34,15 +40,20 @@ from orchestrator_app.metrics import Metrics
 from orchestrator_app.sandboxes import WorkerSandboxes
 from orchestrator_app.settings import Settings
 from orchestrator_app.workers import (
+    sessions_token_of,
     worker_process_env,
     worker_process_name,
     worker_process_request,
+    worker_sandbox_name,
+    worker_volume_name,
 )
 
 log = logging.getLogger(__name__)
 
 SEEN_WEBHOOKS_MAX = 10_000
 LIST_LIMIT = 1_000
+LIVE_STATES = ("queued", "starting", "active")
+SessionStatus = Literal["running", "idle", "rescheduling", "ended"]
 
 
 def is_claimable(item: BetaSelfHostedWork) -> bool:
@@ -51,7 +62,7 @@ def is_claimable(item: BetaSelfHostedWork) -> bool:
 
 
 class WorkQueue:
-    """This environment's work queue, through the SDK, authenticated by the environment key."""
+    """This environment's work queue and sessions, through the SDK, with the environment key."""
 
     def __init__(self, client: AsyncAnthropic, environment_id: str) -> None:
         self.client = client
@@ -62,22 +73,34 @@ class WorkQueue:
     def _work(self) -> Any:
         return self.client.beta.environments.work
 
+    async def _items(self) -> list[BetaSelfHostedWork]:
+        items: list[BetaSelfHostedWork] = []
+        async for item in self._work.list(self.environment_id, limit=100):
+            items.append(item)
+            if len(items) >= LIST_LIMIT:
+                break
+        return items
+
     async def claimable(self) -> tuple[list[str], bool]:
         """Session ids with claimable work here (oldest first, no repeats), and whether other
         claimable items (health checks, kinds we do not run) are queued too."""
         sessions: dict[str, None] = {}
         others = False
-        count = 0
-        async for item in self._work.list(self.environment_id, limit=100):
-            count += 1
+        for item in await self._items():
             if is_claimable(item):
                 if item.data.type == "session":
                     sessions.setdefault(item.data.id, None)
                 else:
                     others = True
-            if count >= LIST_LIMIT:
-                break
         return list(sessions), others
+
+    async def live_items(self, session_id: str) -> list[BetaSelfHostedWork]:
+        """The session's items still queued or leased."""
+        return [
+            i
+            for i in await self._items()
+            if i.data.type == "session" and i.data.id == session_id and i.state in LIVE_STATES
+        ]
 
     async def poll(self) -> BetaSelfHostedWork | None:
         """One non-blocking poll: the next item (not yet acked), or None when empty."""
@@ -90,27 +113,37 @@ class WorkQueue:
         await self._work.ack(item.id, environment_id=self.environment_id)
 
     async def stop(self, item: BetaSelfHostedWork) -> None:
-        """Force-stop an item we cannot serve; 'already stopped' (409) is fine."""
+        """Force-stop an item we must not serve; 'already stopped' (409) is fine."""
         try:
             await self._work.stop(item.id, environment_id=self.environment_id, force=True)
         except APIStatusError as exc:
             if exc.status_code != 409:
                 raise
 
+    async def session_status(self, session_id: str) -> SessionStatus:
+        """The session's status; 'ended' when terminated, archived or gone."""
+        try:
+            session = await self.client.beta.sessions.retrieve(session_id)
+        except NotFoundError:
+            return "ended"
+        if session.status == "terminated" or session.archived_at is not None:
+            return "ended"
+        status: SessionStatus = session.status
+        return status
 
-@dataclass
+
+@dataclass(frozen=True)
 class WorkerRecord:
-    """A worker this orchestrator started, until its sandbox is deleted."""
+    """A worker process this orchestrator started (or found running) for a session."""
 
     sandbox: str
     process: str
     work_id: str
-    ended_at: float | None = None
 
 
 @dataclass
 class DispatchStats:
-    """Counters, for tests and debugging."""
+    """Counters, for tests, `/status` and debugging."""
 
     drains: int = 0
     accepted: int = 0
@@ -121,8 +154,11 @@ class DispatchStats:
     duplicates: int = 0
 
 
+TaskKind = Literal["dispatch", "end"]
+
+
 class Dispatcher:
-    """Owns the drainer task, the in-flight sessions and the workers it started."""
+    """Owns the drainer, one task per session in flight, and the workers it started."""
 
     def __init__(self, settings: Settings, queue: WorkQueue, sandboxes: WorkerSandboxes) -> None:
         self.settings = settings
@@ -132,16 +168,70 @@ class Dispatcher:
         self.stats = DispatchStats()
         self.metrics = Metrics()
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._in_flight: set[str] = set()
+        self._tasks: dict[str, tuple[TaskKind, asyncio.Task[None]]] = {}
+        # Polled (leased, not acked) items waiting for their session's dispatch task.
+        self._polled: dict[str, BetaSelfHostedWork] = {}
+        # Run-started sessions not listed yet: re-list attempts left (an item may lag its event).
+        self._hints: dict[str, int] = {}
+        self._claiming = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._starts = asyncio.Semaphore(settings.max_concurrent_starts)
-        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ session state
+
+    def _schedule(
+        self, session_id: str, kind: TaskKind, work: Callable[[], Coroutine[Any, Any, None]]
+    ) -> bool:
+        """Run `work` as the session's task; a dispatch is not doubled, an end waits its turn."""
+        current = self._tasks.get(session_id)
+        if current is not None and kind == "dispatch" and current[0] == "dispatch":
+            return False
+        previous = current[1] if current is not None else None
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait({previous})
+            await work()
+
+        task = asyncio.create_task(run(), name=f"{kind}:{session_id}")
+        self._tasks[session_id] = (kind, task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self._tasks.get(session_id, (kind, None))[1] is finished:
+                del self._tasks[session_id]
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error(
+                    "session task failed",
+                    exc_info=finished.exception(),
+                    extra={"session_id": session_id, "task": kind},
+                )
+
+        task.add_done_callback(done)
+        return True
+
+    def busy(self, session_id: str) -> bool:
+        """Whether a task of this session runs (the janitor leaves it alone then)."""
+        return session_id in self._tasks
+
+    def snapshot(self) -> dict[str, Any]:
+        """A read-only view for `/status` and `/metrics`: sessions in flight, workers, counters."""
+        return {
+            "in_flight": {s: kind for s, (kind, _) in self._tasks.items()},
+            "workers": {
+                s: {"sandbox": w.sandbox, "process": w.process, "work_id": w.work_id}
+                for s, w in self.workers.items()
+            },
+            "polled_unclaimed": len(self._polled),
+            "stats": dict(vars(self.stats)),
+        }
 
     # ------------------------------------------------------------ entry points
 
     def notify(self, session_id: str, webhook_id: str) -> bool:
         """A verified run-started event arrived; False when it is a duplicate delivery."""
-        if webhook_id in self._seen or session_id in self._in_flight:
+        current = self._tasks.get(session_id)
+        if webhook_id in self._seen or (current is not None and current[0] == "dispatch"):
             self.stats.duplicates += 1
             log.info(
                 "duplicate delivery ignored",
@@ -151,10 +241,15 @@ class Dispatcher:
         self._seen[webhook_id] = None
         while len(self._seen) > SEEN_WEBHOOKS_MAX:
             self._seen.popitem(last=False)
-        self._in_flight.add(session_id)
+        self._hints[session_id] = self.settings.empty_drain_retries
         self.stats.accepted += 1
         self.request_drain()
         return True
+
+    def session_ended(self, session_id: str, reason: str) -> None:
+        """The session was terminated, archived or deleted: release its work, delete its sandbox."""
+        self._hints.pop(session_id, None)
+        self._schedule(session_id, "end", functools.partial(self._end, session_id, reason))
 
     def request_drain(self) -> None:
         """Ask the drainer for one more drain (many requests before it runs count as one)."""
@@ -174,96 +269,122 @@ class Dispatcher:
                     "drain failed; the next webhook or recovery poll retries it",
                     extra={"reason": str(exc)},
                 )
-            except Exception:
-                self.metrics.failures.labels("drain_failed").inc()
-                log.exception("drain failed; the next webhook or recovery poll retries it")
 
     async def shutdown(self) -> None:
-        """Cancel the worker starts still running."""
-        for task in list(self._tasks):
+        """Cancel the session tasks still running."""
+        tasks = [task for _, task in self._tasks.values()]
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
 
     # ------------------------------------------------------------ the drain
 
     async def drain(self) -> None:
-        """Warm the sandboxes of every session with claimable work, then claim and start."""
+        """List the claimable work; give each listed session its own dispatch task."""
         self.stats.drains += 1
         self.metrics.drains.inc()
-        hinted = set(self._in_flight) - set(self._starting_sessions())
-        sessions: list[str] = []
-        try:
-            sessions, others = await self.queue.claimable()
-            # In flight while this drain prepares them: no duplicate start, no reaping.
-            self._in_flight.update(sessions)
-            for session_id in hinted - set(sessions):
+        sessions, others = await self.queue.claimable()
+        for session_id in sessions:
+            self._hints.pop(session_id, None)
+            self._schedule(session_id, "dispatch", functools.partial(self._dispatch, session_id))
+        if others and not self._claiming.locked():
+            task = asyncio.create_task(self._take(None), name="release-others")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        self._recheck_hints(set(sessions))
+
+    def _recheck_hints(self, listed: set[str]) -> None:
+        """A delivery's item may not be listed yet: re-list shortly, a bounded number of times."""
+        waiting = False
+        for session_id in [s for s in self._hints if s not in listed]:
+            if self.busy(session_id):
+                continue
+            left = self._hints[session_id]
+            if left <= 0:
+                del self._hints[session_id]
                 # Another environment's session (a workspace webhook fires for all of them), or
                 # work already claimed: nothing to do for it here.
                 log.info(
                     "no claimable work for this session in this environment",
                     extra={"session_id": session_id},
                 )
-            if not sessions and not others:
-                return
-            warm = await asyncio.gather(*(self._warm(s) for s in sessions))
-            ready = {s: name for s, name in zip(sessions, warm, strict=True) if name}
-            if not ready and not others:
-                # Claim nothing we could not serve: the work stays queued for a later drain.
-                log.warning(
-                    "no worker sandbox ready; nothing claimed", extra={"sessions": sessions}
-                )
-                return
-            await self._claim_all(ready, tried=set(sessions))
-            for session_id, sandbox in ready.items():
-                self._note_idle(session_id, sandbox)
-        finally:
-            # Sessions that got no worker this time are no longer in flight.
-            self._in_flight -= (hinted | set(sessions)) - set(self._starting_sessions())
+                continue
+            self._hints[session_id] = left - 1
+            waiting = True
+        if waiting:
+            asyncio.get_running_loop().call_later(
+                self.settings.empty_drain_retry_seconds, self.request_drain
+            )
 
-    def _note_idle(self, session_id: str, sandbox: str) -> None:
-        """A ready sandbox with no worker starting: the reaper deletes it once idle long enough."""
-        if session_id not in self.workers and session_id not in self._starting_sessions():
-            loop_time = asyncio.get_running_loop().time()
-            self.workers[session_id] = WorkerRecord(sandbox, "", "", ended_at=loop_time)
+    async def _dispatch(self, session_id: str) -> None:
+        """Warm → claim → start, for one session."""
+        sandbox = await self._warm(session_id)
+        if sandbox is None:
+            return
+        item = await self._take(session_id)
+        if item is None:
+            log.info("no work left to claim for the session", extra={"session_id": session_id})
+            return
+        if not await self._ack(item):
+            return
+        self.stats.claimed += 1
+        log.info("work claimed", extra={"session_id": session_id, "work_id": item.id})
+        await self._start(item, sandbox)
 
-    async def _claim_all(self, ready: dict[str, str], tried: set[str]) -> None:
-        """Poll and ack items whose session's sandbox is ready; leave the others unclaimed."""
+    async def _warm(self, session_id: str) -> str | None:
+        """The session's ready sandbox name, or None (logged) when it cannot be made ready."""
+        try:
+            async with self._starts:
+                return await self.sandboxes.ensure_ready(session_id)
+        except BlaxelError as exc:
+            self.metrics.failures.labels("sandbox_not_ready").inc()
+            log.error(
+                "worker sandbox not ready", extra={"session_id": session_id, "reason": str(exc)}
+            )
+            return None
+
+    async def _take(self, session_id: str | None) -> BetaSelfHostedWork | None:
+        """The session's newest polled item (polling the queue dry first, so duplicates show);
+        with None, only release what nobody runs."""
+        async with self._claiming:
+            item = self._polled.get(session_id) if session_id else None
+            if item is None:
+                await self._poll_dry()
+            return self._polled.pop(session_id, None) if session_id else None
+
+    async def _poll_dry(self) -> None:
+        """Poll until the queue offers nothing new; stash session items for their tasks."""
         polled: set[str] = set()
         while True:
             item = await self.queue.poll()
             if item is None or item.id in polled:
                 return
             polled.add(item.id)
+            if item.environment_id != self.queue.environment_id:
+                # Never expected from our own queue; if it ever happens, nothing of ours
+                # (sandbox, ack, stop) touches another environment's work.
+                log.error(
+                    "polled an item of another environment; left alone",
+                    extra={"work_id": item.id, "environment_id": item.environment_id},
+                )
+                continue
             if item.data.type != "session":
                 # Health checks and unknown kinds: nothing to run, release them at once.
                 if await self._ack(item):
-                    await self._stop_quietly(item)
+                    await self._stop_quietly(item, "not a session item")
                 continue
             session_id = item.data.id
-            if session_id not in ready and session_id not in tried:
-                # Work queued after the listing: warm its sandbox now, before acking.
-                tried.add(session_id)
-                sandbox = await self._warm(session_id)
-                if sandbox:
-                    ready[session_id] = sandbox
-            if session_id not in ready:
-                # Polled but not acked: the queue offers it again after the reclaim window.
-                log.warning(
-                    "work left unclaimed: its worker sandbox is not ready",
-                    extra={"session_id": session_id, "work_id": item.id},
-                )
-                continue
-            if not await self._ack(item):
-                continue
-            self.stats.claimed += 1
-            log.info("work claimed", extra={"session_id": session_id, "work_id": item.id})
-            self._in_flight.add(session_id)
-            task = asyncio.create_task(self._start(item, ready[session_id]))
-            task.set_name(f"start:{session_id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            older = self._polled.get(session_id)
+            if older is not None and older.id != item.id:
+                # Duplicate items for one session: the newest is served, the others stopped.
+                keep, drop = sorted((older, item), key=lambda i: i.created_at, reverse=True)
+                await self._stop_quietly(drop, "an older duplicate of the session's work")
+                item = keep
+            self._polled[session_id] = item
+            # Work queued after the listing: its session gets its own task.
+            self._schedule(session_id, "dispatch", functools.partial(self._dispatch, session_id))
 
     async def _ack(self, item: BetaSelfHostedWork) -> bool:
         """Claim the item; False (logged) when the queue refuses, e.g. another worker took it."""
@@ -278,128 +399,104 @@ class Dispatcher:
             return False
         return True
 
-    def _starting_sessions(self) -> list[str]:
-        return [t.get_name().removeprefix("start:") for t in self._tasks if not t.done()]
-
-    async def _warm(self, session_id: str) -> str | None:
-        """The session's ready sandbox name, or None (logged) when it cannot be made ready."""
-        try:
-            async with self._starts:
-                return await self.sandboxes.ensure_ready(session_id)
-        except BlaxelError as exc:
-            self.metrics.failures.labels("sandbox_not_ready").inc()
-            log.error(
-                "worker sandbox not ready", extra={"session_id": session_id, "reason": str(exc)}
-            )
+    def _fallback_key(self, item: BetaSelfHostedWork) -> str | Literal[False] | None:
+        """None: the secret serves; a key: the operator's fallback; False: unservable."""
+        if sessions_token_of(item.secret) is not None:
             return None
+        diagnosis = (
+            "the work item's secret is missing or carries no sessions_token (an organization "
+            "without the self-hosted sessions-token feature, or an expired or malformed secret)"
+        )
+        key = self.settings.environment_key
+        if self.settings.worker_environment_key_fallback and key is not None:
+            log.warning(
+                "work secret unusable; the worker gets the environment key "
+                "(ORCH_WORKER_ENVIRONMENT_KEY_FALLBACK is on)",
+                extra={"session_id": item.data.id, "work_id": item.id, "reason": diagnosis},
+            )
+            return key.get_secret_value()
+        log.error(
+            "work item stopped: it cannot be served without a sessions token "
+            "(set ORCH_WORKER_ENVIRONMENT_KEY_FALLBACK=true to give workers the environment key)",
+            extra={"session_id": item.data.id, "work_id": item.id, "reason": diagnosis},
+        )
+        return False
 
     async def _start(self, item: BetaSelfHostedWork, sandbox: str) -> None:
         session_id = item.data.id
+        fallback = self._fallback_key(item)
+        if fallback is False:
+            await self._stop_quietly(item, "no sessions token in its secret")
+            return
+        env = worker_process_env(
+            base_url=self.settings.anthropic_url,
+            environment_id=item.environment_id,
+            session_id=session_id,
+            work_id=item.id,
+            work_secret=item.secret,
+            max_idle_seconds=self.settings.worker_max_idle_seconds,
+            fallback_environment_key=fallback,
+        )
+        request = worker_process_request(self.settings, env, item.id)
         try:
-            if not item.secret:
-                raise BlaxelError("the work item carried no per-item secret", transient=False)
-            env = worker_process_env(
-                base_url=self.settings.anthropic_url,
-                environment_id=item.environment_id,
-                session_id=session_id,
-                work_id=item.id,
-                work_secret=item.secret,
-            )
             async with self._starts:
-                await self.sandboxes.start_worker(
-                    sandbox, worker_process_request(self.settings, env, item.id)
-                )
-            self.workers[session_id] = WorkerRecord(sandbox, worker_process_name(item.id), item.id)
+                started = await self.sandboxes.start_worker(sandbox, request)
+        except BlaxelError as exc:
+            self.metrics.failures.labels("worker_start_failed").inc()
+            # Not stopped (a stop before the first heartbeat can strand the session): the
+            # lease lapses, the item is offered again and the recovery poll serves it.
+            log.error(
+                "worker start failed; the claimed work is left to be reclaimed",
+                extra={"session_id": session_id, "work_id": item.id, "reason": str(exc)},
+            )
+            return
+        self.workers[session_id] = WorkerRecord(sandbox, worker_process_name(item.id), item.id)
+        if started:
             self.stats.started += 1
             self.metrics.observe_dispatch(item.created_at)
             log.info(
                 "worker started",
                 extra={"session_id": session_id, "work_id": item.id, "sandbox": sandbox},
             )
-        except Exception as exc:
-            self.metrics.failures.labels("worker_start_failed").inc()
-            log.error(
-                "claimed work cannot be served; stopping it",
-                extra={"session_id": session_id, "work_id": item.id, "reason": str(exc)},
+        else:
+            log.info(
+                "worker already running for this work; none started",
+                extra={"session_id": session_id, "work_id": item.id, "sandbox": sandbox},
             )
-            await self._stop_quietly(item)
-            # Its sandbox now idles: the reaper deletes it like any other.
-            ended = asyncio.get_running_loop().time()
-            self.workers[session_id] = WorkerRecord(sandbox, "", item.id, ended_at=ended)
-        finally:
-            self._in_flight.discard(session_id)
 
-    async def _stop_quietly(self, item: BetaSelfHostedWork) -> None:
+    async def _stop_quietly(self, item: BetaSelfHostedWork, why: str) -> None:
         try:
             await self.queue.stop(item)
             self.stats.stopped += 1
-        except Exception as exc:
+            log.info("work stopped", extra={"work_id": item.id, "reason": why})
+        except APIError as exc:
             self.metrics.failures.labels("stop_failed").inc()
             log.error("force-stop failed", extra={"work_id": item.id, "reason": str(exc)})
 
-    # ------------------------------------------------------------ the reaper
+    # ------------------------------------------------------------ the end of a session
 
-    async def reap_once(self, now: float | None = None) -> None:
-        """Note workers that ended; delete sandboxes idle for long enough since."""
-        now = asyncio.get_running_loop().time() if now is None else now
-        for session_id, record in list(self.workers.items()):
-            if session_id in self._in_flight:
-                continue
-            try:
-                if record.ended_at is None:
-                    state = await self.sandboxes.process_state(record.sandbox, record.process)
-                    if state.ended:
-                        record.ended_at = now
-                        log.info(
-                            "worker ended", extra={"session_id": session_id, "status": state.status}
-                        )
-                if (
-                    record.ended_at is not None
-                    and now - record.ended_at >= self.settings.worker_idle_delete_seconds
-                    and session_id not in self._in_flight  # a drain may have claimed it meanwhile
-                ):
-                    await self.sandboxes.delete(record.sandbox)
-                    if self.workers.get(session_id) is record:
-                        del self.workers[session_id]
-                    self.stats.deleted += 1
-                    self.metrics.sandboxes_deleted.inc()
-                    log.info(
-                        "worker sandbox deleted",
-                        extra={"session_id": session_id, "sandbox": record.sandbox},
-                    )
-            except BlaxelError as exc:
-                log.warning(
-                    "reaper could not check a worker",
-                    extra={"session_id": session_id, "reason": str(exc)},
-                )
-
-    async def adopt_orphans(self) -> None:
-        """Track worker sandboxes this process did not start (left by a previous orchestrator
-        process, e.g. before a restart), so they are deleted once idle like any other."""
-        now = asyncio.get_running_loop().time()
-        for sandbox, session_id in await self.sandboxes.list_workers():
-            if session_id in self.workers or session_id in self._in_flight:
-                continue
-            process = await self.sandboxes.running_worker(sandbox)
-            if session_id in self.workers or session_id in self._in_flight:
-                continue  # a drain took it over while we looked
-            ended_at = None if process else now
-            self.workers[session_id] = WorkerRecord(sandbox, process or "", "", ended_at=ended_at)
-            log.info(
-                "adopted worker sandbox",
-                extra={"session_id": session_id, "sandbox": sandbox, "running": bool(process)},
+    async def _end(self, session_id: str, reason: str) -> None:
+        """Release the session's work and delete its sandbox and volume (ours only)."""
+        self._polled.pop(session_id, None)
+        self.workers.pop(session_id, None)
+        sandbox = worker_sandbox_name(session_id)
+        try:
+            if not await self.sandboxes.owned(sandbox):
+                return
+            for item in await self.queue.live_items(session_id):
+                await self._stop_quietly(item, "its session ended")
+            await self.sandboxes.delete(sandbox)
+            if self.settings.worker_volume_size_mb:
+                await self.sandboxes.delete_volume(worker_volume_name(session_id))
+        except (BlaxelError, APIError) as exc:
+            log.warning(
+                "session cleanup failed; the janitor retries it",
+                extra={"session_id": session_id, "reason": str(exc)},
             )
-
-    async def reap_forever(self) -> None:
-        """Adopt orphans at start and every `orphan_scan_seconds`; reap every interval."""
-        next_scan = 0.0
-        while True:
-            loop_time = asyncio.get_running_loop().time()
-            try:
-                if loop_time >= next_scan:
-                    next_scan = loop_time + self.settings.orphan_scan_seconds
-                    await self.adopt_orphans()
-                await self.reap_once()
-            except Exception:
-                log.exception("reaper pass failed")
-            await asyncio.sleep(self.settings.reap_interval_seconds)
+            return
+        self.stats.deleted += 1
+        self.metrics.sandboxes_deleted.inc()
+        log.info(
+            "worker sandbox deleted",
+            extra={"session_id": session_id, "sandbox": sandbox, "reason": reason},
+        )

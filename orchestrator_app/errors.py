@@ -1,4 +1,13 @@
-"""The orchestrator's exception tree; `app.py` maps each to a response in one place."""
+"""The orchestrator's exception tree; `app.py` maps each to a response in one place.
+
+    OrchestratorError
+    ├── WebhookRejected, MalformedWebhook, PayloadTooLarge, NotConfigured   (routes)
+    ├── BlaxelError            a Blaxel SDK or network failure (`sandboxes.as_blaxel_error`)
+    │   └── BlaxelNotFound     the sandbox, process or volume does not exist (404)
+    └── UnservableWork         a claimed item this orchestrator must not or cannot serve
+
+Anything else raised from our code is a bug: never retried, logged with its traceback.
+"""
 
 from __future__ import annotations
 
@@ -30,3 +39,14 @@ class BlaxelError(OrchestratorError):
         super().__init__(message)
         self.transient = transient
         self.status = status
+
+
+class BlaxelNotFound(BlaxelError):
+    """The Blaxel object asked for does not exist (404): never transient."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False, status=404)
+
+
+class UnservableWork(OrchestratorError):
+    """A claimed work item that no retry can serve (e.g. its secret carries no sessions token)."""

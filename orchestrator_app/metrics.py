@@ -15,7 +15,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-WORKER_STATES = ("starting", "running", "idle")
+WORKER_STATES = ("starting", "running", "ending")
 # From a queued work item to its worker process started: sandbox warm-up dominates (seconds).
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -55,7 +55,7 @@ class Metrics:
         )
         self.sessions_in_flight = Gauge(
             "cma_orchestrator_sessions_in_flight",
-            "Sessions being prepared or started right now.",
+            "Sessions with a dispatch or end task in flight right now.",
             registry=r,
         )
         self.workers = Gauge(

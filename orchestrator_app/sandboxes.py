@@ -25,7 +25,7 @@ from blaxel.core.errors import BlaxelError as SdkBlaxelError
 from blaxel.core.sandbox import SandboxInstance
 from blaxel.core.volume import VolumeInstance
 
-from orchestrator_app.errors import BlaxelError
+from orchestrator_app.errors import BlaxelError, BlaxelNotFound
 from orchestrator_app.settings import Settings
 from orchestrator_app.workers import (
     ENVIRONMENT_LABEL,
@@ -33,7 +33,7 @@ from orchestrator_app.workers import (
     SESSION_LABEL,
     worker_sandbox_name,
     worker_sandbox_spec,
-    worker_volume_name,
+    worker_volume_spec,
 )
 
 log = logging.getLogger(__name__)
@@ -43,23 +43,42 @@ T = TypeVar("T")
 # Sandbox statuses: usable now, or gone for good (create replaces those).
 READY_STATUSES = {"DEPLOYED", "STANDBY"}
 DEAD_STATUSES = {"FAILED", "TERMINATED", "DELETING"}
-ENDED_PROCESS_STATUSES = {"completed", "failed", "killed", "stopped"}
+# How long a superseded worker gets to stop its item after SIGTERM before it is killed.
+WORKER_STOP_TIMEOUT_SECONDS = 10.0
 
 
-def as_blaxel_error(exc: BaseException, action: str) -> BlaxelError:
-    """One mapping from whatever the SDK raised to our `BlaxelError` (transient or not)."""
+def as_blaxel_error(exc: BaseException, action: str) -> BlaxelError | None:
+    """Our `BlaxelError` for an SDK or network failure; None for anything else (a bug: the
+    caller re-raises it as it is, with its traceback)."""
     if isinstance(exc, BlaxelError):
         return exc
     if isinstance(exc, httpx.TransportError | asyncio.TimeoutError | ConnectionError):
         return BlaxelError(f"{action}: {type(exc).__name__}", transient=True)
-    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
-    status = status if isinstance(status, int) else None
+    if isinstance(exc, SdkBlaxelError):
+        status = exc.status if isinstance(exc.status, int) else None
+    elif isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+    else:
+        return None
+    if status == 404:
+        return BlaxelNotFound(f"{action}: 404 {exc}")
     transient = status is None or status >= 500 or status == 429
     if isinstance(exc, SdkBlaxelError) and exc.retryable is not None:
         transient = exc.retryable
     return BlaxelError(
         f"{action}: {status or ''} {exc}".strip(), transient=transient, status=status
     )
+
+
+async def blaxel_call(call: Callable[[], Awaitable[T]], action: str) -> T:
+    """`call()`, with SDK and network failures raised as our `BlaxelError` (bugs untouched)."""
+    try:
+        return await call()
+    except Exception as exc:
+        error = as_blaxel_error(exc, action)
+        if error is None or error is exc:
+            raise
+        raise error from exc
 
 
 async def with_retries(
@@ -69,11 +88,10 @@ async def with_retries(
     attempt = 0
     while True:
         try:
-            return await call()
-        except Exception as exc:
-            error = as_blaxel_error(exc, action)
+            return await blaxel_call(call, action)
+        except BlaxelError as error:
             if not error.transient or attempt >= retries:
-                raise error from exc
+                raise
             delay = base_delay * (2**attempt)
             log.warning(
                 "transient Blaxel error, retrying",
@@ -141,19 +159,27 @@ async def _sandbox(name: str) -> AsyncIterator[SandboxInstance]:
         await _close_sandbox_clients(instance)
 
 
-@dataclass
-class ProcessState:
-    """What the orchestrator needs to know of a worker process."""
+@dataclass(frozen=True)
+class WorkerSandbox:
+    """A worker sandbox of this environment, as the control plane lists it."""
 
-    status: str  # running, completed, failed, killed, stopped, missing
+    name: str
+    session_id: str
+    status: str
 
-    @property
-    def ended(self) -> bool:
-        return self.status in ENDED_PROCESS_STATUSES or self.status == "missing"
+
+def _labels(instance: Any) -> dict[str, str]:
+    labels: Any = getattr(instance.metadata, "labels", None)
+    values = labels.to_dict() if hasattr(labels, "to_dict") else labels
+    return {str(k): str(v) for k, v in (values or {}).items()}
 
 
 class WorkerSandboxes:
-    """Creates, readies, starts workers in and deletes worker sandboxes through the Blaxel SDK."""
+    """Creates, readies, starts workers in and deletes worker sandboxes through the Blaxel SDK.
+
+    Every object it touches carries this environment's `cma-environment-id` label: a sandbox or
+    volume of another environment (same name, same workspace) is never used nor deleted.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -166,14 +192,17 @@ class WorkerSandboxes:
             base_delay=self.settings.retry_base_seconds,
         )
 
+    def _ours(self, labels: dict[str, str]) -> bool:
+        return (
+            labels.get(ROLE_LABEL) == "worker"
+            and labels.get(ENVIRONMENT_LABEL) == self.settings.environment_id
+        )
+
     async def _get(self, name: str) -> SandboxInstance | None:
         try:
-            return await SandboxInstance.get(name)
-        except Exception as exc:
-            error = as_blaxel_error(exc, f"get sandbox {name}")
-            if error.status == 404:
-                return None
-            raise error from exc
+            return await blaxel_call(lambda: SandboxInstance.get(name), f"get sandbox {name}")
+        except BlaxelNotFound:
+            return None
 
     async def _create(self, session_id: str) -> SandboxInstance:
         with warnings.catch_warnings():
@@ -181,32 +210,58 @@ class WorkerSandboxes:
             warnings.simplefilter("ignore", FutureWarning)
             if self.settings.worker_volume_size_mb:
                 await VolumeInstance.create_if_not_exists(
-                    {
-                        "name": worker_volume_name(session_id),
-                        "size": self.settings.worker_volume_size_mb,
-                        "region": self.settings.worker_region,
-                        "labels": {SESSION_LABEL: session_id, ROLE_LABEL: "worker-volume"},
-                    }
+                    worker_volume_spec(self.settings, session_id)
                 )
             return await SandboxInstance.create_if_not_exists(
                 worker_sandbox_spec(self.settings, session_id)
             )
 
+    async def _free_name(self, name: str, instance: SandboxInstance, deadline: float) -> None:
+        """Make a dead sandbox's name usable: delete a FAILED one (`createIfNotExist` returns a
+        sandbox holding the name as it is, even FAILED), then wait out DELETING."""
+        if instance.status == "FAILED":
+            await self.delete(name)
+        while True:
+            current = await self._get(name)
+            if current is None or current.status == "TERMINATED":
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise BlaxelError(f"sandbox {name} is still {current.status}", transient=False)
+            await asyncio.sleep(0.5)
+
     async def ensure_ready(self, session_id: str) -> str:
         """Make sure the session's worker sandbox exists and answers; returns its name."""
         name = worker_sandbox_name(session_id)
-        deadline = asyncio.get_running_loop().time() + self.settings.sandbox_ready_timeout_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.sandbox_ready_timeout_seconds
 
         async def once() -> SandboxInstance:
             instance = await self._get(name)
-            if instance is None or instance.status in DEAD_STATUSES:
+            if instance is not None and not self._ours(_labels(instance)):
+                raise BlaxelError(
+                    f"sandbox {name} exists but belongs to another environment", transient=False
+                )
+            if instance is not None and instance.status in DEAD_STATUSES:
+                log.warning(
+                    "worker sandbox is dead; replacing it",
+                    extra={"session_id": session_id, "sandbox": name, "status": instance.status},
+                )
+                await self._free_name(name, instance, deadline)
+                instance = None
+            if instance is None:
                 instance = await self._create(session_id)
+            if instance.status in DEAD_STATUSES:
+                # It died while we made it: the next attempt deletes and recreates it.
+                raise BlaxelError(f"sandbox {name} is {instance.status}", transient=True)
             return instance
 
         instance = await self._retry(once, f"create sandbox {name}")
         while instance.status not in READY_STATUSES:
-            if instance.status in DEAD_STATUSES or asyncio.get_running_loop().time() > deadline:
-                raise BlaxelError(f"sandbox {name} is {instance.status}", transient=False)
+            if loop.time() > deadline:
+                raise BlaxelError(f"sandbox {name} is still {instance.status}", transient=False)
+            if instance.status in DEAD_STATUSES:
+                instance = await self._retry(once, f"create sandbox {name}")
+                continue
             await asyncio.sleep(0.5)
             instance = await self._retry(lambda: SandboxInstance.get(name), f"get sandbox {name}")
 
@@ -218,102 +273,131 @@ class WorkerSandboxes:
         await self._retry(reach, f"reach sandbox {name}")
         return name
 
-    async def start_worker(self, sandbox_name: str, request: dict[str, Any]) -> None:
-        """Start the worker process; raises BlaxelError when it cannot be started."""
+    async def start_worker(self, sandbox_name: str, request: dict[str, Any]) -> bool:
+        """Start the worker process unless it already runs; True when this call started it.
 
+        One worker process per sandbox (hence per session): a process of the same name (the
+        same work item, e.g. reclaimed while its worker still runs) is left running and no
+        second one starts; a worker of an older item is stopped first (the newest item wins).
+        """
         attempts = 0
+        started_now = False
 
         async def once() -> None:
-            nonlocal attempts
+            nonlocal attempts, started_now
             attempts += 1
             async with _sandbox(sandbox_name) as instance:
-                if attempts > 1 and await self._already_started(instance, request["name"]):
-                    # The last attempt started it and only its answer was lost: no second worker.
+                processes = await instance.process.list()
+                same = [p for p in processes if p.name == request["name"]]
+                if same and attempts > 1:
+                    # Our last attempt started it and only its answer was lost: no second one.
+                    started_now = True
                     return
+                if same and str(same[0].status) == "running":
+                    return  # already running for this item: no second worker
+                for process in processes:
+                    if process.name.startswith("worker-") and str(process.status) == "running":
+                        await self._stop_process(instance, process.name)
                 started = await instance.process.exec(request)
-            if started.status == "failed":
+            if str(started.status) == "failed":
                 raise BlaxelError(
                     f"worker process in {sandbox_name} failed at start (exit {started.exit_code})",
                     transient=False,
                 )
+            started_now = True
 
         await self._retry(once, f"start worker in {sandbox_name}")
+        return started_now
+
+    async def _stop_process(self, instance: SandboxInstance, name: str) -> None:
+        """SIGTERM a superseded worker (its SDK then stops its item) and wait for its end."""
+        log.info("stopping a superseded worker", extra={"process": name})
+        await instance.process.stop(name)
+        deadline = asyncio.get_running_loop().time() + WORKER_STOP_TIMEOUT_SECONDS
+        # `process.list()`, not `process.get()`: the latter's generated client leaves a
+        # connection unclosed once the SDK's client is closed.
+        while await self._is_running(instance, name):
+            if asyncio.get_running_loop().time() > deadline:
+                await instance.process.kill(name)
+                return
+            await asyncio.sleep(0.2)
 
     @staticmethod
-    async def _already_started(instance: SandboxInstance, process_name: str) -> bool:
-        """Whether a process of this name exists (one name per work item: then it was started)."""
-        try:
-            await instance.process.get(process_name)
-        except Exception as exc:
-            if as_blaxel_error(exc, "get process").status == 404:
-                return False
-            raise
-        return True
-
-    async def process_state(self, sandbox_name: str, process_name: str) -> ProcessState:
-        """The worker process's status; 'missing' when it or its sandbox is gone."""
-        instance = await self._get(sandbox_name)
-        if instance is None or instance.status in DEAD_STATUSES:
-            return ProcessState("missing")
-        try:
-            process = await instance.process.get(process_name)
-        except Exception as exc:
-            error = as_blaxel_error(exc, f"get process {process_name}")
-            if error.status == 404:
-                return ProcessState("missing")
-            raise error from exc
-        finally:
-            await _close_sandbox_clients(instance)
-        return ProcessState(str(process.status))
-
-    async def delete(self, sandbox_name: str) -> None:
-        """Delete a worker sandbox; one that is already gone counts as deleted."""
-
-        async def once() -> None:
-            try:
-                await SandboxInstance.delete(sandbox_name)
-            except Exception as exc:
-                error = as_blaxel_error(exc, f"delete sandbox {sandbox_name}")
-                if error.status != 404:
-                    raise error from exc
-
-        await self._retry(once, f"delete sandbox {sandbox_name}")
-
-    async def list_workers(self) -> list[tuple[str, str]]:
-        """(sandbox name, session id) of every worker sandbox of this environment."""
-
-        async def once() -> list[tuple[str, str]]:
-            found = []
-            page = await SandboxInstance.list(limit=100)
-            async for instance in page.auto_paging_iter():
-                labels: Any = getattr(instance.metadata, "labels", None)
-                values = labels.to_dict() if hasattr(labels, "to_dict") else {}
-                if (
-                    values.get(ROLE_LABEL) == "worker"
-                    and values.get(ENVIRONMENT_LABEL) == self.settings.environment_id
-                    and values.get(SESSION_LABEL)
-                ):
-                    found.append((str(instance.metadata.name), str(values[SESSION_LABEL])))
-            return found
-
-        return await self._retry(once, "list worker sandboxes")
+    async def _is_running(instance: SandboxInstance, name: str) -> bool:
+        processes = await instance.process.list()
+        return any(p.name == name and str(p.status) == "running" for p in processes)
 
     async def running_worker(self, sandbox_name: str) -> str | None:
-        """The name of a worker process still running in the sandbox, if any."""
+        """The name of a worker process running in the sandbox; None if none (or no sandbox)."""
 
         async def once() -> str | None:
             async with _sandbox(sandbox_name) as instance:
                 processes = await instance.process.list()
             running = [
-                p.name for p in processes if p.name.startswith("worker-") and p.status == "running"
+                p.name
+                for p in processes
+                if p.name.startswith("worker-") and str(p.status) == "running"
             ]
             return running[0] if running else None
 
-        return await self._retry(once, f"list processes of {sandbox_name}")
+        try:
+            return await self._retry(once, f"list processes of {sandbox_name}")
+        except BlaxelNotFound:
+            return None
+
+    async def delete(self, sandbox_name: str) -> None:
+        """Delete a worker sandbox; one that is already gone counts as deleted."""
+        with contextlib.suppress(BlaxelNotFound):
+            await self._retry(
+                lambda: SandboxInstance.delete(sandbox_name), f"delete sandbox {sandbox_name}"
+            )
+
+    async def delete_volume(self, volume_name: str) -> None:
+        """Delete a worker volume; one that is already gone counts as deleted."""
+        with contextlib.suppress(BlaxelNotFound):
+            await self._retry(
+                lambda: VolumeInstance.delete(volume_name), f"delete volume {volume_name}"
+            )
+
+    async def owned(self, sandbox_name: str) -> bool:
+        """Whether the sandbox exists and is a worker sandbox of this environment."""
+        instance = await self._retry(lambda: self._get(sandbox_name), f"get {sandbox_name}")
+        return instance is not None and self._ours(_labels(instance))
+
+    async def list_workers(self) -> list[WorkerSandbox]:
+        """Every worker sandbox of this environment (others' are skipped by their label)."""
+
+        async def once() -> list[WorkerSandbox]:
+            found = []
+            page = await SandboxInstance.list(limit=100)
+            async for instance in page.auto_paging_iter():
+                labels = _labels(instance)
+                if self._ours(labels) and labels.get(SESSION_LABEL):
+                    found.append(
+                        WorkerSandbox(
+                            str(instance.metadata.name),
+                            labels[SESSION_LABEL],
+                            str(instance.status),
+                        )
+                    )
+            return found
+
+        return await self._retry(once, "list worker sandboxes")
+
+    async def list_worker_volumes(self) -> list[tuple[str, str]]:
+        """(volume name, session id) of every worker volume of this environment."""
+
+        async def once() -> list[tuple[str, str]]:
+            found = []
+            page = await VolumeInstance.list(limit=100)
+            async for volume in page.auto_paging_iter():
+                labels = _labels(volume)
+                if self._ours(labels) and labels.get(SESSION_LABEL):
+                    found.append((str(volume.metadata.name), labels[SESSION_LABEL]))
+            return found
+
+        return await self._retry(once, "list worker volumes")
 
     async def probe(self) -> None:
         """One cheap authenticated control-plane call, for `/ready`."""
-        try:
-            await SandboxInstance.list(limit=1)
-        except Exception as exc:
-            raise as_blaxel_error(exc, "list sandboxes") from exc
+        await blaxel_call(lambda: SandboxInstance.list(limit=1), "list sandboxes")

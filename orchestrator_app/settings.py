@@ -32,7 +32,7 @@ def duration_seconds(value: str) -> int:
 def _default_port() -> int:
     # The sandbox runtime tells a process its port in PORT; ORCH_PORT overrides it.
     raw = os.environ.get("PORT", "")
-    return int(raw) if raw.isdigit() else 8080
+    return int(raw) if raw.isdigit() else 8000  # Blaxel reserves 80, 443 and 8080
 
 
 class Settings(BaseSettings):
@@ -55,8 +55,21 @@ class Settings(BaseSettings):
     worker_image: str | None = None
     worker_memory_mb: Annotated[int, Field(ge=512)] = 4096
     worker_region: str | None = None
-    worker_max_age: str = "24h"
-    worker_idle_delete_seconds: Annotated[float, Field(ge=0)] = 300.0
+    # A worker sandbox lives across turns (standby between them) and is deleted when its
+    # session ends, or after this long without use (Blaxel `ttl-idle`): a week keeps a
+    # conversation's /workspace for a user who comes back, at standby's (storage-only) cost.
+    worker_idle_ttl: str = "7d"
+    # Optional hard cap from creation (Blaxel `ttl-max-age`, at least 5m); unset: none.
+    worker_max_age: str | None = None
+    # Worker timing: the worker process exits this long after its session idles (the SDK's
+    # max_idle); keepAlive holds the sandbox out of standby while it runs; its max lifetime
+    # (the process `timeout`, seconds, 0 = none).
+    worker_max_idle_seconds: Annotated[float, Field(gt=0)] = 60.0
+    worker_keep_alive: bool = True
+    worker_max_lifetime_seconds: Annotated[int, Field(ge=0)] = 0
+    # Off by default: a work item whose secret carries no sessions token is stopped. On: its
+    # worker gets the environment key instead (it then holds a long-lived credential).
+    worker_environment_key_fallback: bool = False
     worker_workdir: str = "/app"  # the worker image's working dir, where `python -m worker` runs
     # Optional: a secret the sandbox's network proxy injects as a header toward these hosts.
     worker_proxy_secret: SecretStr | None = None
@@ -76,8 +89,11 @@ class Settings(BaseSettings):
     start_retries: Annotated[int, Field(ge=0)] = 4
     retry_base_seconds: Annotated[float, Field(ge=0)] = 0.5
     sandbox_ready_timeout_seconds: Annotated[float, Field(gt=0)] = 180.0
-    reap_interval_seconds: Annotated[float, Field(gt=0)] = 5.0
-    orphan_scan_seconds: Annotated[float, Field(gt=0)] = 60.0
+    # A run-started delivery can precede its pollable item: re-list this often, this many times.
+    empty_drain_retries: Annotated[int, Field(ge=0)] = 5
+    empty_drain_retry_seconds: Annotated[float, Field(gt=0)] = 1.0
+    # The janitor: reconcile worker sandboxes x worker processes x sessions this often.
+    janitor_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
 
     # Operating (issue 15, issue 18's rotation). `/status`, `/metrics` and `/ready`'s details
     # need `Authorization: Bearer <status_token>` (the stack's `status_token` output); unset,
@@ -116,11 +132,19 @@ class Settings(BaseSettings):
         """Settings read from the process environment now."""
         return cls()
 
-    @field_validator("worker_max_age")
+    @field_validator("worker_max_age", mode="before")
     @classmethod
-    def _max_age_is_a_duration(cls, value: str) -> str:
-        if duration_seconds(value) < MIN_MAX_AGE_SECONDS:
+    def _max_age_is_a_duration(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str) and duration_seconds(value) < MIN_MAX_AGE_SECONDS:
             raise ValueError("must be at least 5m (Blaxel's minimum for ttl-max-age)")
+        return value
+
+    @field_validator("worker_idle_ttl")
+    @classmethod
+    def _idle_ttl_is_a_duration(cls, value: str) -> str:
+        duration_seconds(value)
         return value
 
     @field_validator("worker_proxy_header_format")

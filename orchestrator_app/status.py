@@ -44,25 +44,31 @@ def require_token(request: Request) -> None:
 
 
 def dispatcher_snapshot(dispatcher: Dispatcher) -> dict[str, Any]:
-    """Sessions in flight and the workers this process tracks, with their state (pure read)."""
-    starting = set(dispatcher._starting_sessions())
+    """Sessions in flight and the workers this process tracks, with their state (pure read of
+    the public `Dispatcher.snapshot()`).
+
+    A session with a dispatch task is `starting`, with an end task `ending`; a worker this
+    process started (or found running) and no task in flight is `running` (its process may
+    since have exited into standby between turns: the janitor reconciles that).
+    """
+    view = dispatcher.snapshot()
+    in_flight: dict[str, str] = view["in_flight"]
+    tracked: dict[str, dict[str, Any]] = view["workers"]
+    states = {"dispatch": "starting", "end": "ending"}
     workers = [
         {
             "session_id": session_id,
-            "sandbox": record.sandbox,
-            "work_id": record.work_id or None,
-            "state": "running" if record.ended_at is None else "idle",
+            "sandbox": record["sandbox"] if record else None,
+            "work_id": (record["work_id"] or None) if record else None,
+            "state": states.get(in_flight.get(session_id, ""), "running"),
         }
-        for session_id, record in sorted(dispatcher.workers.items())
-        if session_id not in starting
-    ]
-    workers += [
-        {"session_id": s, "sandbox": None, "work_id": None, "state": "starting"}
-        for s in sorted(starting)
+        for session_id in sorted(set(tracked) | set(in_flight))
+        for record in [tracked.get(session_id)]
     ]
     by_state = Counter(w["state"] for w in workers)
     return {
-        "sessions_in_flight": sorted(dispatcher._in_flight),
+        "sessions_in_flight": sorted(in_flight),
+        "polled_unclaimed": view["polled_unclaimed"],
         "workers": workers,
         "workers_by_state": {state: by_state.get(state, 0) for state in WORKER_STATES},
     }

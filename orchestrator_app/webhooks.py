@@ -1,8 +1,9 @@
 """`POST /webhook`: verify (Standard Webhooks, through the SDK), record, answer; dispatch later.
 
 The handler does no network I/O: it checks the signature, hands the session id to the
-dispatcher (which dedupes by `webhook-id` and by in-flight session) and answers 200. Only
-`session.status_run_started` is acted on; any other signed event is acknowledged and ignored.
+dispatcher (which dedupes by `webhook-id` and by in-flight session) and answers 200. Acted on:
+`session.status_run_started` (dispatch) and `session.status_terminated` / `session.deleted`
+(delete the session's worker sandbox); any other signed event is acknowledged and ignored.
 
 Rotation (issue 18): while `ORCH_WEBHOOK_SIGNING_SECRET_PREVIOUS` is set, a delivery signed with
 either secret is accepted, so the Console's new secret and `pulumi up` may land in any order
@@ -34,6 +35,8 @@ from orchestrator_app.errors import (
 log = logging.getLogger(__name__)
 
 RUN_STARTED = "session.status_run_started"
+# Events after which a session never comes back: its worker sandbox goes.
+SESSION_ENDED = ("session.status_terminated", "session.deleted")
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,10 @@ def verify_event(
     if not isinstance(event_type, str):
         raise MalformedWebhook("event has no data.type")
     object_id = _field(data, "id")
-    if event_type == RUN_STARTED and not (isinstance(object_id, str) and object_id):
-        raise MalformedWebhook("session.status_run_started event has no data.id")
+    if event_type in (RUN_STARTED, *SESSION_ENDED) and not (
+        isinstance(object_id, str) and object_id
+    ):
+        raise MalformedWebhook(f"{event_type} event has no data.id")
     return WebhookEvent(
         lowered["webhook-id"], event_type, object_id if isinstance(object_id, str) else None
     )
@@ -147,7 +152,7 @@ async def _receive(request: Request) -> dict[str, str]:
         raise NotConfigured("webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)")
     body = await read_body(request, services.settings.webhook_max_body_bytes)
     event = verify_event(services.anthropic, body, request.headers, secrets)
-    if event.event_type != RUN_STARTED:
+    if event.event_type not in (RUN_STARTED, *SESSION_ENDED):
         log.info(
             "event ignored", extra={"event_type": event.event_type, "webhook_id": event.webhook_id}
         )
@@ -156,6 +161,15 @@ async def _receive(request: Request) -> dict[str, str]:
         # Signed and valid, but we cannot claim anything yet: 503 lets the sender retry later.
         raise NotConfigured("dispatch disabled: " + "; ".join(services.not_dispatching))
     assert event.object_id is not None
+    if event.event_type in SESSION_ENDED:
+        # Another environment's session too (workspace webhooks fire for all): the cleanup
+        # deletes only a sandbox labelled with this environment.
+        services.dispatcher.session_ended(event.object_id, event.event_type)
+        log.info(
+            "session ended",
+            extra={"session_id": event.object_id, "event_type": event.event_type},
+        )
+        return {"status": "accepted"}
     accepted = services.dispatcher.notify(event.object_id, event.webhook_id)
     log.info(
         "run started",

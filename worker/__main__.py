@@ -25,8 +25,10 @@ REQUIRED = (
     "ANTHROPIC_ENVIRONMENT_ID",
     "ANTHROPIC_SESSION_ID",
     "ANTHROPIC_WORK_ID",
-    "ANTHROPIC_WORK_SECRET",
 )
+# One credential: the per-item secret, or (only when the operator enabled the orchestrator's
+# fallback for secrets without a sessions token) the environment key.
+CREDENTIALS = ("ANTHROPIC_WORK_SECRET", "ANTHROPIC_ENVIRONMENT_KEY")
 # Seconds to keep serving after the session goes idle (the image may set it; SDK default 60).
 MAX_IDLE_ENV = "CMA_WORKER_MAX_IDLE"
 
@@ -69,8 +71,11 @@ def secret_values(work_secret: str) -> list[str]:
 
 
 def missing_env(environ: dict[str, str] | os._Environ[str]) -> list[str]:
-    """The required variables that are unset or empty."""
-    return [name for name in REQUIRED if not environ.get(name)]
+    """The required variables that are unset or empty (a credential counts as one)."""
+    missing = [name for name in REQUIRED if not environ.get(name)]
+    if not any(environ.get(name) for name in CREDENTIALS):
+        missing.append(" or ".join(CREDENTIALS))
+    return missing
 
 
 def workspace_dir(cwd: Path) -> Path:
@@ -90,22 +95,25 @@ async def serve(environ: dict[str, str] | os._Environ[str]) -> None:
     """Serve the item with EnvironmentWorker.handle_item, authenticated by the work secret."""
     from anthropic import AsyncAnthropic
     from anthropic.lib.environments import EnvironmentWorker
-    from anthropic.lib.tools.agent_toolset import beta_agent_toolset_20260401
+
+    from worker.custom_tools import worker_tools
 
     workdir = workspace_dir(Path.cwd())
     workdir.mkdir(parents=True, exist_ok=True)
     # No credential on the client itself: every call rides the item's sessions token.
     client = AsyncAnthropic(base_url=environ["ANTHROPIC_BASE_URL"], auth_token="")
     try:
-        # The agent toolset (bash, read, write, edit, glob, grep), bound per session to `workdir`.
+        # The agent toolset (bash, read, write, edit, glob, grep), bound per session to `workdir`,
+        # and the custom tools the image carries (CMA_CUSTOM_TOOLS).
         worker = EnvironmentWorker(
-            client, tools=beta_agent_toolset_20260401, workdir=workdir, max_idle=max_idle(environ)
+            client, tools=worker_tools(environ), workdir=workdir, max_idle=max_idle(environ)
         )
         await worker.handle_item(
             work_id=environ["ANTHROPIC_WORK_ID"],
             environment_id=environ["ANTHROPIC_ENVIRONMENT_ID"],
             session_id=environ["ANTHROPIC_SESSION_ID"],
-            work_secret=environ["ANTHROPIC_WORK_SECRET"],
+            work_secret=environ.get("ANTHROPIC_WORK_SECRET") or None,
+            environment_key=environ.get("ANTHROPIC_ENVIRONMENT_KEY") or None,
         )
     finally:
         await client.close()
@@ -134,7 +142,9 @@ async def _run_until_signal(environ: dict[str, str] | os._Environ[str]) -> bool:
 
 def main() -> int:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonLines(secret_values(os.environ.get("ANTHROPIC_WORK_SECRET", ""))))
+    secrets = secret_values(os.environ.get("ANTHROPIC_WORK_SECRET", ""))
+    secrets.append(os.environ.get("ANTHROPIC_ENVIRONMENT_KEY", ""))
+    handler.setFormatter(_JsonLines(secrets))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     missing = missing_env(os.environ)
     if missing:

@@ -1,6 +1,7 @@
 """The worker image, declared with the Blaxel SDK (`worker_image()`); the Pulumi image provider builds it.
 
-Debian with the tools an agent expects (git, ripgrep, jq, curl, Python, Node), the pinned
+Debian with the tools an agent expects of a sandbox (a recent Python, Node 22 LTS, git, ripgrep,
+jq, curl, unzip, a C toolchain for native builds), the pinned
 `anthropic` SDK (its pin read from requirements.txt, so it is written in one place), this
 package at /app/worker, working dir /app, and /workspace beside it for the agent's files.
 Pure: it reads files, never the network.
@@ -15,10 +16,36 @@ from blaxel.core.image import ImageInstance
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REQUIREMENTS = PACKAGE_DIR.parent / "requirements.txt"
-BASE_IMAGE = "python:3.11-slim-bookworm"
+BASE_IMAGE = "python:3.13-slim-bookworm"
 APP_DIR = "/app"
 WORKSPACE_DIR = "/workspace"
-AGENT_TOOLS = ("git", "ripgrep", "jq", "curl", "ca-certificates", "nodejs", "npm", "procps")
+AGENT_TOOLS = (
+    "git",
+    "ripgrep",
+    "jq",
+    "curl",
+    "ca-certificates",
+    "gnupg",
+    "unzip",
+    "zip",
+    "less",
+    "procps",
+    "build-essential",
+    "pkg-config",
+)
+NODE_MAJOR = 22
+# Debian bookworm's own nodejs is 18 (end of life): NodeSource's signed apt repository instead
+# (its documented manual install: the key, then the repository pinned to that key).
+NODE_SETUP = (
+    "mkdir -p /etc/apt/keyrings"
+    " && curl -fsSL https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key"
+    " | gpg --dearmor -o /etc/apt/keyrings/nodesource.gpg"
+    " && echo 'deb [signed-by=/etc/apt/keyrings/nodesource.gpg]"
+    f" https://deb.nodesource.com/node_{NODE_MAJOR}.x nodistro main'"
+    " > /etc/apt/sources.list.d/nodesource.list"
+    " && apt-get update && apt-get install -y --no-install-recommends nodejs"
+    " && rm -rf /var/lib/apt/lists/*"
+)
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*==\s*([^\s#;]+)")
 
@@ -44,6 +71,7 @@ def worker_image(
     return (
         ImageInstance.from_registry(base_image)
         .apt_install(*AGENT_TOOLS)
+        .run_commands(NODE_SETUP)
         .pip_install("--no-cache-dir", anthropic_pin)
         .run_commands(f"mkdir -p {WORKSPACE_DIR}")
         .workdir(APP_DIR)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from emulator.anthropic.memory_routes import memory_store_routes
 from emulator.anthropic.models import AnthropicBackend
 from emulator.anthropic.routes import agent_routes, environment_routes, not_found_route, work_routes
 from emulator.anthropic.session_routes import session_routes
@@ -33,6 +34,7 @@ def anthropic_routes(backend: AnthropicBackend) -> list[Route]:
         *environment_routes(backend),
         *agent_routes(backend),
         *session_routes(backend),
+        *memory_store_routes(backend),
         *organization_webhook_routes(backend),
         not_found_route(backend),  # last: any other /v1 path answers in Anthropic's shape
     ]

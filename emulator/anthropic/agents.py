@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from emulator.anthropic.common import iso, new_id, paginate
 from emulator.anthropic.environments import apply_metadata_patch, check_metadata
 from emulator.anthropic.exceptions import ConflictError, InvalidRequestError
+from emulator.anthropic.multiagent import resolve_multiagent
 from emulator.anthropic.records import Agent
 from emulator.anthropic.state import BackendState
 
 TOOLSET_TOOLS = ("bash", "edit", "read", "write", "glob", "grep", "web_fetch", "web_search")
-_ALLOW = {"type": "always_allow"}
+# docs "managed-agents/permission-policies": the agent toolset defaults to always_allow,
+# MCP toolsets to always_ask (new tools of a server never run unapproved).
+_DEFAULT_POLICY = {"agent_toolset_20260401": "always_allow", "mcp_toolset": "always_ask"}
+_CUSTOM_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_EFFORTS = ("low", "medium", "high", "xhigh", "max")
 # Fields an update may replace, and the value each has when cleared.
 _REPLACEABLE: dict[str, Any] = {
     "description": None,
@@ -19,7 +25,6 @@ _REPLACEABLE: dict[str, Any] = {
     "tools": [],
     "mcp_servers": [],
     "skills": [],
-    "multiagent": None,
 }
 
 
@@ -28,8 +33,19 @@ def normalize_model(model: Any) -> dict[str, Any]:
         return {"id": model, "speed": "standard"}
     if isinstance(model, dict) and isinstance(model.get("id"), str) and model["id"]:
         keep = ("id", "effort", "inference_geo", "speed")
-        return {"speed": "standard", **{k: v for k, v in model.items() if k in keep}}
+        config = {"speed": "standard", **{k: v for k, v in model.items() if k in keep}}
+        if config.get("effort") is not None:
+            config["effort"] = _effort(config["effort"])
+        return config
     raise InvalidRequestError("model: must be a model name or a model_config object with an id")
+
+
+def _effort(effort: Any) -> dict[str, str]:
+    """A bare level (`"high"`) reads back as the SDK models it: `{"type": "high"}`."""
+    level = effort.get("type") if isinstance(effort, dict) else effort
+    if level not in _EFFORTS:
+        raise InvalidRequestError(f"model.effort: must be one of {list(_EFFORTS)}, got {level!r}")
+    return {"type": level}
 
 
 def _tool_config(config: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +67,7 @@ def normalize_tool(tool: Any) -> dict[str, Any]:
         given = tool.get("default_config") or {}
         default = {
             "enabled": True if given.get("enabled") is None else given["enabled"],
-            "permission_policy": given.get("permission_policy") or _ALLOW,
+            "permission_policy": given.get("permission_policy") or {"type": _DEFAULT_POLICY[kind]},
         }
         if kind == "mcp_toolset":
             if not tool.get("mcp_server_name"):
@@ -76,6 +92,14 @@ def normalize_tool(tool: Any) -> dict[str, Any]:
         for key in ("name", "description", "input_schema"):
             if not tool.get(key):
                 raise InvalidRequestError(f"tools.{key}: required for a custom tool")
+        if not isinstance(tool["name"], str) or not _CUSTOM_TOOL_NAME.fullmatch(tool["name"]):
+            raise InvalidRequestError(
+                "tools.name: 1-128 characters; letters, digits, underscores, and hyphens"
+            )
+        if not isinstance(tool["input_schema"], dict) or tool["input_schema"].get("type") != (
+            "object"
+        ):
+            raise InvalidRequestError("tools.input_schema: must be a JSON schema of type 'object'")
         return {k: tool[k] for k in ("type", "name", "description", "input_schema")}
     raise InvalidRequestError(
         "tools.type: must be one of 'agent_toolset_20260401', 'mcp_toolset', 'custom'"
@@ -110,6 +134,21 @@ def _normalize_field(key: str, value: Any) -> Any:
     return value
 
 
+def check_references(snapshot: dict[str, Any]) -> None:
+    """Server names unique, and each referenced by an mcp_toolset (agent_create_params.py)."""
+    servers = [s["name"] for s in snapshot.get("mcp_servers") or []]
+    if len(set(servers)) != len(servers):
+        raise InvalidRequestError("mcp_servers: names must be unique")
+    used = {t["mcp_server_name"] for t in snapshot.get("tools") or [] if t["type"] == "mcp_toolset"}
+    if unknown := sorted(used - set(servers)):
+        raise InvalidRequestError(f"tools.mcp_server_name: no server {unknown} in mcp_servers")
+    if unused := sorted(set(servers) - used):
+        raise InvalidRequestError(f"mcp_servers: not referenced by any mcp_toolset: {unused}")
+    customs = [t["name"] for t in snapshot.get("tools") or [] if t["type"] == "custom"]
+    if len(set(customs)) != len(customs):
+        raise InvalidRequestError("tools: custom tool names must be unique")
+
+
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidRequestError("name: must be a non-empty string")
@@ -124,17 +163,31 @@ class AgentOps(BackendState):
         snapshot: dict[str, Any] = {
             "name": _check_name(body.get("name")),
             "model": normalize_model(body.get("model")),
-            "metadata": apply_metadata_patch({}, check_metadata(body.get("metadata"))),
+            "metadata": apply_metadata_patch(
+                {}, check_metadata(body.get("metadata")), empty_deletes=False
+            ),
             "execution_identity": body.get("execution_identity") or {"type": "service_account"},
             "version": 1,
             "updated_at": iso(now),
         }
         for key in _REPLACEABLE:
             snapshot[key] = _normalize_field(key, body.get(key))
+        check_references(snapshot)
         agent = Agent(id=new_id("agent"), created_at=now, versions=[snapshot])
         with self._lock:
+            own = (agent.id, 1)
+            snapshot["multiagent"] = resolve_multiagent(
+                body.get("multiagent"), None, own, self._latest_agent_version
+            )
             self.agents[agent.id] = agent
         return agent.to_api()
+
+    def _latest_agent_version(self, agent_id: str) -> int:
+        """The latest version of a roster entry's agent (the caller holds the lock)."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.archived_at is not None:
+            raise InvalidRequestError(f"multiagent: agent {agent_id} not found or archived")
+        return agent.version
 
     def retrieve_agent(self, agent_id: str, version: int | None = None) -> dict[str, Any]:
         with self._lock:
@@ -169,10 +222,20 @@ class AgentOps(BackendState):
                 }
             if body.get("metadata") is not None:
                 patch = check_metadata(body["metadata"], patch=True)
-                snapshot["metadata"] = apply_metadata_patch(current["metadata"], patch)
+                snapshot["metadata"] = apply_metadata_patch(
+                    current["metadata"], patch, empty_deletes=False
+                )
             for key in _REPLACEABLE:
                 if key in body:
                     snapshot[key] = _normalize_field(key, body[key])
+            check_references(snapshot)
+            if "multiagent" in body:
+                snapshot["multiagent"] = resolve_multiagent(
+                    body["multiagent"],
+                    current.get("multiagent"),
+                    (agent_id, agent.version + 1),
+                    self._latest_agent_version,
+                )
             unchanged = all(
                 snapshot[k] == current[k] for k in current if k not in ("version", "updated_at")
             )

@@ -51,8 +51,10 @@ class Clock:
                 self._last = datetime.min.replace(tzinfo=UTC)
 
     def reset(self) -> None:
+        """Back to real time (the strictly-increasing guard forgets the advanced stamps)."""
         with self._lock:
             self._offset = timedelta()
+            self._last = datetime.min.replace(tzinfo=UTC)
 
 
 def _encode_cursor(index: int) -> str:
@@ -86,3 +88,14 @@ def paginate(
     chunk = list(items[start : start + size])
     more = start + size < len(items)
     return chunk, _encode_cursor(start + size) if more else None
+
+
+def previous_page(page: str | None, *, limit: int | None, default_limit: int = 20) -> str | None:
+    """The cursor of the page before `page` (None on the first page): two-way cursor lists."""
+    if not page:
+        return None
+    start = _decode_cursor(page)
+    if start <= 0:
+        return None
+    size = default_limit if limit is None else limit
+    return _encode_cursor(max(0, start - size))

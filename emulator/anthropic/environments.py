@@ -57,11 +57,17 @@ def check_metadata(metadata: Any, *, patch: bool = False) -> dict[str, Any]:
     return dict(metadata)
 
 
-def apply_metadata_patch(current: dict[str, str], patch: dict[str, Any]) -> dict[str, str]:
-    """Upsert string values; a null or empty value deletes the key."""
+def apply_metadata_patch(
+    current: dict[str, str], patch: dict[str, Any], *, empty_deletes: bool = True
+) -> dict[str, str]:
+    """Upsert string values; null deletes the key, and so does "" where `empty_deletes`.
+
+    Environments: "null or empty string" deletes (SDK environment_update_params); agents and
+    sessions: only null does, "" is a value (agent_update_params, session_update_params).
+    """
     merged = dict(current)
     for key, value in patch.items():
-        if value in (None, ""):
+        if value is None or (empty_deletes and value == ""):
             merged.pop(key, None)
         else:
             merged[key] = value

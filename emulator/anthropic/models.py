@@ -17,12 +17,13 @@ import httpx
 
 from emulator.anthropic.agents import AgentOps
 from emulator.anthropic.environments import EnvironmentOps
+from emulator.anthropic.memory_stores import MemoryStoreOps
 from emulator.anthropic.records import Delivery
 from emulator.anthropic.sessions import SessionOps
 from emulator.config import EmulatorConfig
 
 
-class AnthropicBackend(EnvironmentOps, AgentOps, SessionOps):
+class AnthropicBackend(EnvironmentOps, AgentOps, SessionOps, MemoryStoreOps):
     """State and operations of the emulated Anthropic platform (API, Console, webhooks)."""
 
     def __init__(self, config: EmulatorConfig) -> None:

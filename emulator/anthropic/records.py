@@ -92,11 +92,16 @@ class Session:
     archived_at: datetime | None = None
     deleted: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Required-nullable in the TypeScript and Go SDKs: always present, null when unset.
+    budget: dict[str, Any] | None = None
+    # Its item was stopped before the worker's first heartbeat: never offered work again.
+    stranded: bool = False
 
     def to_api(self, now: datetime) -> dict[str, Any]:
         return {
             "type": "session",
             "id": self.id,
+            "budget": self.budget,
             "agent": self.agent,
             "environment_id": self.environment_id,
             "metadata": dict(self.metadata),
@@ -140,6 +145,7 @@ class WorkItem:
     stop_requested_at: datetime | None = None
     stopped_at: datetime | None = None
     sessions_token: str | None = None  # the bearer inside the current secret
+    pollable_at: datetime | None = None  # a new item is offered only from then on
 
     @property
     def pending(self) -> bool:

@@ -63,6 +63,14 @@ def session_routes(backend: AnthropicBackend) -> list[Route]:
             order=request.query_params.get("order"),
             limit=query_int(request, "limit"),
             page=request.query_params.get("page"),
+            agent_version=query_int(request, "agent_version"),
+            created_at={
+                op: request.query_params[f"created_at[{op}]"]
+                for op in ("gt", "gte", "lt", "lte")
+                if f"created_at[{op}]" in request.query_params
+            },
+            memory_store_id=request.query_params.get("memory_store_id"),
+            deployment_id=request.query_params.get("deployment_id"),
         )
 
     async def retrieve(request: Request, who: Principal) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 from emulator.anthropic import agent_script
 from emulator.anthropic.agents import normalize_overrides
-from emulator.anthropic.common import iso, new_id, paginate
+from emulator.anthropic.common import iso, new_id, paginate, previous_page
 from emulator.anthropic.environments import apply_metadata_patch, check_metadata
 from emulator.anthropic.exceptions import InvalidRequestError
 from emulator.anthropic.records import Agent, Session
@@ -80,12 +80,15 @@ class SessionOps(WorkOps, WebhookOps):
                 id=new_id("sesn"),
                 agent={**agent.session_view(version), **overrides},
                 environment_id=environment_id,
-                metadata=apply_metadata_patch({}, check_metadata(body.get("metadata"))),
+                metadata=apply_metadata_patch(
+                    {}, check_metadata(body.get("metadata")), empty_deletes=False
+                ),
                 title=body.get("title"),
                 resources=list(body.get("resources") or []),
                 vault_ids=list(body.get("vault_ids") or []),
                 created_at=now,
                 updated_at=now,
+                budget=_check_budget(body.get("budget")),
             )
             for event in body.get("initial_events") or []:
                 self._append_user_event(session, event)
@@ -94,7 +97,8 @@ class SessionOps(WorkOps, WebhookOps):
             self.publish_webhook_event("session.created", session.id)
             if environment.config["type"] == "self_hosted":
                 self.enqueue_work(session)
-                self.publish_webhook_event(RUN_STARTED, session.id)
+                if not any(e["type"] == "session.status_running" for e in session.events):
+                    self.publish_webhook_event(RUN_STARTED, session.id)
             self._publish_status_changes(session, 0)
             return session.to_api(self.clock.now())
 
@@ -116,10 +120,20 @@ class SessionOps(WorkOps, WebhookOps):
         order: str | None,
         limit: int | None,
         page: str | None,
+        agent_version: int | None = None,
+        created_at: dict[str, str] | None = None,
+        memory_store_id: str | None = None,
+        deployment_id: str | None = None,
     ) -> dict[str, Any]:
+        """Every filter of the SDK's `SessionListParams`; a two-way cursor page (`prev_page`)."""
         unknown = [s for s in statuses if s not in SESSION_STATUSES]
         if unknown:
             raise InvalidRequestError(f"statuses: unknown status(es) {unknown}")
+        if agent_version is not None and agent_id is None:
+            raise InvalidRequestError("agent_version: requires agent_id")
+        bounds = {
+            op: _parse_time(value, f"created_at[{op}]") for op, value in (created_at or {}).items()
+        }
         with self._lock:
             rows = [
                 s
@@ -127,13 +141,22 @@ class SessionOps(WorkOps, WebhookOps):
                 if not s.deleted
                 and (include_archived or s.archived_at is None)
                 and (agent_id is None or s.agent["id"] == agent_id)
+                and (agent_version is None or s.agent.get("version") == agent_version)
                 and (not statuses or s.status in statuses)
+                and _within(iso(s.created_at), bounds)
+                and (memory_store_id is None or _uses_memory_store(s, memory_store_id))
+                # No deployments here: a deployment filter matches no session.
+                and deployment_id is None
             ]
             if order != "asc":
                 rows.reverse()
             chunk, next_page = paginate(rows, limit=limit, page=page, max_limit=100)
             now = self.clock.now()
-            return {"data": [s.to_api(now) for s in chunk], "next_page": next_page}
+            return {
+                "data": [s.to_api(now) for s in chunk],
+                "next_page": next_page,
+                "prev_page": previous_page(page, limit=limit),
+            }
 
     def update_session(self, session_id: str, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -142,9 +165,13 @@ class SessionOps(WorkOps, WebhookOps):
                 raise InvalidRequestError(f"Session {session_id} is archived and cannot be updated")
             if body.get("metadata") is not None:
                 patch = check_metadata(body["metadata"], patch=True)
-                session.metadata = apply_metadata_patch(session.metadata, patch)
+                session.metadata = apply_metadata_patch(
+                    session.metadata, patch, empty_deletes=False
+                )
             if "title" in body:
                 session.title = body["title"]
+            if "budget" in body:
+                session.budget = _updated_budget(session, body["budget"])
             session.updated_at = self.clock.now()
             return session.to_api(session.updated_at)
 
@@ -182,9 +209,11 @@ class SessionOps(WorkOps, WebhookOps):
     # -- events ------------------------------------------------------------------------
 
     def _publish_status_changes(self, session: Session, mark: int) -> None:
-        """Webhooks for the idles and terminations among the events from `mark` on
-        (sent once the change is committed, never for a refused batch)."""
+        """Webhooks for the status changes among the events from `mark` on (sent once the
+        change is committed, never for a refused batch). Run-started fires at every
+        transition to running, each turn (platform.claude.com/docs/managed-agents/webhooks)."""
         hooks = {
+            "session.status_running": RUN_STARTED,
             "session.status_idle": "session.status_idled",
             "session.status_terminated": "session.status_terminated",
         }
@@ -207,7 +236,7 @@ class SessionOps(WorkOps, WebhookOps):
             raise InvalidRequestError(f"events.type: unsupported event type {kind!r}")
         if event["type"] in ("user.tool_result", "user.custom_tool_result"):
             key = "tool_use_id" if event["type"] == "user.tool_result" else "custom_tool_use_id"
-            open_ids = {e["id"] for e in agent_script.open_tool_calls(session.events)}
+            open_ids = agent_script.open_call_ids(session.events, event["type"])
             if event.get(key) not in open_ids:
                 raise InvalidRequestError(
                     f"events.{key}: {event.get(key)!r} names no open tool call of session {session.id}"
@@ -219,8 +248,10 @@ class SessionOps(WorkOps, WebhookOps):
         if event["type"] == "user.tool_confirmation":
             self._check_confirmation(session, event)
         stored = self._append(session, dict(event))
-        permissions = agent_script.tool_permissions(session.agent.get("tools") or [])
-        for emitted in agent_script.react(session.events, stored, permissions):
+        tools = session.agent.get("tools") or []
+        permissions = agent_script.tool_permissions(tools)
+        custom = agent_script.custom_tools(tools)
+        for emitted in agent_script.react(session.events, stored, permissions, custom):
             self._append_agent_event(session, emitted)
         return stored
 
@@ -244,6 +275,9 @@ class SessionOps(WorkOps, WebhookOps):
             )
 
     def _append_agent_event(self, session: Session, fields: dict[str, Any]) -> None:
+        if fields.get("type") == "session.status_idle":
+            # Required-nullable in the TypeScript and Go SDKs: present, null when nothing to add.
+            fields = {**fields, "stop_details": fields.get("stop_details")}
         stop = fields.get("stop_reason")
         if stop and stop.get("type") == "requires_action":
             ids = [e["id"] for e in agent_script.open_tool_calls(session.events)]
@@ -270,10 +304,14 @@ class SessionOps(WorkOps, WebhookOps):
             wakes = any(e["type"] == "user.message" for e in stored)
             environment = self.environments.get(session.environment_id)
             self_hosted = environment is not None and environment.config["type"] == "self_hosted"
-            if wakes and self_hosted and not self.live_work_for(session.id):
+            if (
+                wakes
+                and self_hosted
+                and not session.stranded
+                and not self.live_work_for(session.id)
+            ):
                 # A dormant session that gets a new message is queued again, as on the platform.
                 self.enqueue_work(session)
-                self.publish_webhook_event(RUN_STARTED, session.id)
             self._publish_status_changes(session, mark)
             return {"data": stored}
 
@@ -305,6 +343,33 @@ class SessionOps(WorkOps, WebhookOps):
             if session is None:
                 return [], True
             return session.events[index:], session.deleted
+
+
+def _check_budget(budget: Any) -> dict[str, Any] | None:
+    """A `{type: limit, max_list_cost: {amount, currency}}` budget, or None; 400 naming the field."""
+    if budget is None:
+        return None
+    cost = budget.get("max_list_cost") if isinstance(budget, dict) else None
+    if not isinstance(budget, dict) or budget.get("type") != "limit" or not isinstance(cost, dict):
+        raise InvalidRequestError("budget: must be {type: 'limit', max_list_cost: {...}}")
+    return {"type": "limit", "max_list_cost": dict(cost)}
+
+
+def _updated_budget(session: Session, budget: Any) -> dict[str, Any] | None:
+    """Replace or remove a budget; one cannot be added after creation (SDK session_update_params)."""
+    if budget is not None and session.budget is None:
+        raise InvalidRequestError(
+            "budget: a budget cannot be added to a session created without one",
+            details={"error_code": "budget_create_only"},
+        )
+    return _check_budget(budget)
+
+
+def _uses_memory_store(session: Session, memory_store_id: str) -> bool:
+    return any(
+        r.get("type") == "memory_store" and r.get("memory_store_id") == memory_store_id
+        for r in session.resources
+    )
 
 
 def _within(stamp: str, bounds: dict[str, datetime | None]) -> bool:

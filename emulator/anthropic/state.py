@@ -63,6 +63,8 @@ class BackendState:
         self.work_items: dict[str, WorkItem] = {}
         self.environment_keys: dict[str, str] = {}  # key -> environment id
         self.sessions_tokens: dict[str, str] = {}  # token -> work id
+        self.sessions_token_expiry: dict[str, datetime] = {}  # token -> end of its life
+        self.work_secret_modes: dict[str, str] = {}  # environment id -> SECRET_MODES entry
         self.webhook_endpoints: dict[str, WebhookEndpoint] = {}
         self.deliveries: list[Delivery] = []
         self.claims: list[Claim] = []
@@ -75,6 +77,12 @@ class BackendState:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake_waiters)
+
+    def notify_later(self, seconds: float) -> None:
+        """Wake every waiter `seconds` from now (a queued item turning pollable)."""
+        loop = self._loop
+        if seconds > 0 and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.call_later, seconds, self._wake_waiters)
 
     def _wake_waiters(self) -> None:
         for event in list(self._waiters):
@@ -102,6 +110,10 @@ class BackendState:
             if environment_id is not None:
                 return Principal(ENVIRONMENT_KEY, environment_id=environment_id)
             work_id = self.sessions_tokens.get(credential)
+            expiry = self.sessions_token_expiry.get(credential)
+            if work_id is not None and expiry is not None and self.clock.now() >= expiry:
+                # Short-lived (about an hour): past it, the token is refused like any other.
+                raise AuthenticationError("sessions token expired")
             if work_id is not None:
                 item = self.work_items[work_id]
                 return Principal(

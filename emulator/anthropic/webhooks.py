@@ -35,15 +35,15 @@ WORKSPACE_EVENTS = (
     "session.status_terminated",
     "session.deleted",
 )
-# What the SDK's organization endpoint API lists, plus the session events a workspace
-# endpoint carries (so the stack's `api` webhook mode can be exercised end to end).
+# Only what the SDK's organization endpoint API lists (types/beta/organization/
+# webhook_create_params.py): no `session.*` event; those go to Console-registered workspace
+# endpoints only (DESIGN §2).
 ORGANIZATION_EVENTS = (
     "external_key.failed",
     "external_key.recovered",
     "user_profile.enforcement_action_opened",
     "user_profile.enforcement_action_resolved",
     "user_profile.program_status_updated",
-    *WORKSPACE_EVENTS,
 )
 MAX_ORGANIZATION_ENDPOINTS = 32
 # Seconds before each retry: quick at first, then ~9 minutes in all, as a real sender keeps
@@ -88,11 +88,17 @@ def event_body(event_id: str, event_type: str, session_id: str, created_at: str)
     return json.dumps(payload, separators=(",", ":"))
 
 
-def _check_url(url: Any) -> str:
+def _check_url(url: Any, schemes: tuple[str, ...] = ("http", "https")) -> str:
     parsed = urlparse(url) if isinstance(url, str) else None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InvalidRequestError(f"url: must be an absolute http(s) URL, got {url!r}")
+    if parsed is None or parsed.scheme not in schemes or not parsed.netloc:
+        kind = "an https" if schemes == ("https",) else "an absolute http(s)"
+        raise InvalidRequestError(f"url: must be {kind} URL, got {url!r}")
     return str(url)
+
+
+def _check_organization_url(url: Any) -> str:
+    """The organization API delivers over HTTPS only (DESIGN §3)."""
+    return _check_url(url, ("https",))
 
 
 def _check_events(events: Any, allowed: tuple[str, ...], field: str) -> list[str]:
@@ -187,7 +193,7 @@ class WebhookOps(BackendState):
         endpoint = WebhookEndpoint(
             id=new_id("whep"),
             kind="organization",
-            url=_check_url(body.get("url")),
+            url=_check_organization_url(body.get("url")),
             events=_check_events(body.get("enabled_events"), ORGANIZATION_EVENTS, "enabled_events"),
             secret=new_signing_secret(),
             created_at=now,
@@ -212,7 +218,7 @@ class WebhookOps(BackendState):
         with self._lock:
             endpoint = self._endpoint(endpoint_id, "organization")
             if body.get("url") is not None:
-                endpoint.url = _check_url(body["url"])
+                endpoint.url = _check_organization_url(body["url"])
             if body.get("enabled_events"):
                 endpoint.events = _check_events(
                     body["enabled_events"], ORGANIZATION_EVENTS, "enabled_events"

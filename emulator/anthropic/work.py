@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from emulator.anthropic import agent_script
 from emulator.anthropic.common import iso, new_id, paginate
 from emulator.anthropic.environments import apply_metadata_patch, check_metadata
 from emulator.anthropic.exceptions import (
@@ -28,9 +29,17 @@ WORKERS_POLLING_WINDOW = timedelta(seconds=30)
 LIVE_STATES = ("queued", "starting", "active", "stopping")
 
 
-def encode_secret(sessions_token: str) -> str:
+# What a polled item's `secret` holds, per environment (the SDK types it optional, "may be
+# populated", and its sessions token optional: orgs without the self-hosted memory-store
+# feature get none; docs/platform-contract.md, "work secret").
+SECRET_MODES = ("full", "no_sessions_token", "absent")
+
+
+def encode_secret(sessions_token: str | None) -> str:
     """The poll response's `secret`: URL-safe base64 JSON without padding (the SDK restores it)."""
-    payload = {"sessions_token": sessions_token, "ingress_token": secrets.token_urlsafe(24)}
+    payload: dict[str, str] = {"ingress_token": secrets.token_urlsafe(24)}
+    if sessions_token is not None:
+        payload["sessions_token"] = sessions_token
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
 
@@ -44,16 +53,46 @@ class WorkOps(BackendState):
     retrieve_work, update_work."""
 
     def enqueue_work(self, session: Session) -> WorkItem:
+        """Queue an item; it becomes pollable `work_pollable_delay_s` later (its run-started
+        webhook may reach a receiver before that: one empty poll is not final)."""
+        now = self.clock.now()
+        delay = self.config.timing.work_pollable_delay_s
         item = WorkItem(
             id=new_id("work"),
             environment_id=session.environment_id,
             session_id=session.id,
-            created_at=self.clock.now(),
+            created_at=now,
+            pollable_at=now + timedelta(seconds=delay),
         )
         with self._lock:
             self.work_items[item.id] = item
         self.notify()
+        self.notify_later(delay)
         return item
+
+    def set_work_secret_mode(self, environment_id: str, mode: str) -> None:
+        """What this environment's polled secrets carry (a test control)."""
+        if mode not in SECRET_MODES:
+            raise InvalidRequestError(f"mode: must be one of {', '.join(SECRET_MODES)}")
+        with self._lock:
+            self.get_environment(environment_id)
+            self.work_secret_modes[environment_id] = mode
+
+    def _new_secret(self, item: WorkItem, now: datetime) -> str | None:
+        """A fresh secret for a polled item, shaped by its environment's mode."""
+        mode = self.work_secret_modes.get(item.environment_id, "full")
+        if mode == "absent":
+            item.sessions_token = None
+            return None
+        if mode == "no_sessions_token":
+            item.sessions_token = None
+            return encode_secret(None)
+        item.sessions_token = "sk-ant-sst01-" + secrets.token_urlsafe(32)
+        self.sessions_tokens[item.sessions_token] = item.id
+        self.sessions_token_expiry[item.sessions_token] = now + timedelta(
+            seconds=self.config.work_secret_ttl_s
+        )
+        return encode_secret(item.sessions_token)
 
     def live_work_for(self, session_id: str) -> list[WorkItem]:
         return [
@@ -99,11 +138,14 @@ class WorkOps(BackendState):
                     continue
                 if item.polled_at is not None and now - item.polled_at < reclaim:
                     continue
-                item.sessions_token = "sk-ant-sst01-" + secrets.token_urlsafe(32)
-                self.sessions_tokens[item.sessions_token] = item.id
+                if item.pollable_at is not None and now < item.pollable_at:
+                    continue
+                if self._blocked(item):
+                    continue
+                secret = self._new_secret(item, now)
                 item.polled_at, item.polled_by = now, worker_id
                 self.claims.append(Claim(item.id, item.session_id, worker_id, now))
-                return item.to_api(secret=encode_secret(item.sessions_token))
+                return item.to_api(secret=secret)
         return None
 
     async def poll_work(
@@ -201,6 +243,7 @@ class WorkOps(BackendState):
             if item.state == "stopped":
                 raise ConflictError(f"Work item {work_id} is already stopped")
             now = self.clock.now()
+            self._strand_if_unstarted(item)
             item.stop_requested_at = item.stop_requested_at or now
             if force or item.state == "queued":
                 item.state = "stopped"
@@ -210,6 +253,24 @@ class WorkOps(BackendState):
             result = item.to_api()
         self.notify()
         return result
+
+    def _strand_if_unstarted(self, item: WorkItem) -> None:
+        """An item claimed (polled or acked) and stopped before its worker's first heartbeat
+        leaves its session stuck at `requires_action`, never offered again
+        (anthropic-sdk-python#1779, #1786): no later message queues work for it."""
+        claimed = item.polled_at is not None or item.state == "starting"
+        session = self.sessions.get(item.session_id)
+        unstarted = claimed and item.last_heartbeat is None
+        if unstarted and session is not None and agent_script.open_tool_calls(session.events):
+            session.stranded = True
+
+    def _blocked(self, item: WorkItem) -> bool:
+        """A session whose earlier item sticks in `stopping` gets no new work (DESIGN §3)."""
+        return any(
+            other.session_id == item.session_id and other.state == "stopping"
+            for other in self.work_items.values()
+            if other is not item
+        )
 
     def list_work(
         self, environment_id: str, *, limit: int | None, page: str | None
@@ -255,7 +316,7 @@ class WorkOps(BackendState):
             item = self.get_work(environment_id, work_id)
             if metadata is not None:
                 patch = check_metadata(metadata, patch=True)
-                item.metadata = apply_metadata_patch(item.metadata, patch)
+                item.metadata = apply_metadata_patch(item.metadata, patch, empty_deletes=False)
             return item.to_api()
 
     def workers_for(self, session_id: str) -> list[str | None]:

@@ -29,6 +29,24 @@ from emulator.blaxel.exceptions import BadRequest, NotFound
 from emulator.blaxel.files import sandbox_path
 
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+# What `docker run` gives a process when no image sets PATH (moby's defaultPathEnv for
+# Linux): a Dockerfile's `ENV PATH=/x:${PATH}` extends this, never an empty PATH.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+# Public images of the Blaxel hub (github.com/blaxel-ai/sandbox, "hub" folder) a sandbox may
+# name without a push; the emulator gives them an empty file system with the default PATH.
+HUB_IMAGES = (
+    "base-image", "py-app", "ts-app", "node", "nextjs", "vite", "expo", "astro",
+    "jupyter-server", "python-data-science", "playwright-chromium", "playwright-firefox",
+)  # fmt: skip
+
+
+def is_hub_image(ref: str) -> bool:
+    """`blaxel/<hub image>[:tag]` (pure)."""
+    path = ref.split(":", 1)[0]
+    owner, _, name = path.partition("/")
+    return owner == "blaxel" and name in HUB_IMAGES
 
 
 @dataclass
@@ -172,11 +190,17 @@ def _iso(timestamp: float) -> str:
 
 
 def lay_out(image: Image, root: Path) -> Layout:
-    """Apply the image's Dockerfile to a sandbox folder: WORKDIR, ENV, local COPY/ADD."""
+    """Apply the image's final stage to a sandbox folder: WORKDIR, ENV, local COPY/ADD.
+
+    Only the last `FROM` stage makes the image (earlier stages of a multi-stage build are
+    build-only: their files reach the result through `COPY --from`, not emulated). The
+    environment starts from Docker's default PATH, so `${PATH}` expands against it.
+    """
     parser = DockerfileParser(fileobj=io.BytesIO())
     parser.content = (image.context_dir / "Dockerfile").read_text()
-    layout = Layout()
-    for step in parser.structure:
+    steps = final_stage(parser.structure)
+    layout = Layout(env={"PATH": DEFAULT_PATH})
+    for step in steps:
         instruction, value = step["instruction"], _expand(step["value"], layout.env)
         if instruction == "WORKDIR":
             layout.workdir = posixpath.normpath(posixpath.join(layout.workdir, value))
@@ -186,6 +210,17 @@ def lay_out(image: Image, root: Path) -> Layout:
         elif instruction in ("COPY", "ADD"):
             _copy(image.context_dir, root, layout.workdir, value)
     return layout
+
+
+def hub_layout() -> Layout:
+    """A hub image: nothing laid out, Docker's default PATH."""
+    return Layout(env={"PATH": DEFAULT_PATH})
+
+
+def final_stage(structure: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The instructions after the last FROM (all of them when there is no FROM) (pure)."""
+    starts = [i for i, step in enumerate(structure) if step["instruction"] == "FROM"]
+    return structure[starts[-1] + 1 :] if starts else list(structure)
 
 
 def _expand(value: str, env: dict[str, str]) -> str:

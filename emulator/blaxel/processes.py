@@ -42,8 +42,16 @@ class SandboxProcess:
         env: dict[str, str],
         timeout_s: int | None,
         keep_alive: bool,
+        restart_on_failure: bool = False,
+        max_restarts: int = 0,
     ) -> None:
         self.name = name
+        # A failed run starts again, up to `max_restarts` times (negative: no limit), as the
+        # sandbox API's `restartOnFailure` says (SDK sandbox/client/models/process_request.py).
+        self.restart_on_failure = restart_on_failure
+        self.max_restarts = max_restarts
+        self.restart_count = 0
+        self._cwd, self._env = cwd, env
         self.command = command
         self.working_dir = working_dir
         self.keep_alive = keep_alive
@@ -57,16 +65,23 @@ class SandboxProcess:
         self._stderr = bytearray()
         self._logs = bytearray()
         self._done = threading.Event()
-        self._popen = subprocess.Popen(
-            ["bash", "-c", command],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own group: stop/kill reach every child
-        )
+        self._spawn()
         self.pid = str(self._popen.pid)
+        threading.Thread(target=self._wait, args=(timeout_s,), daemon=True).start()
+
+    def _spawn(self) -> None:
+        try:
+            self._popen = subprocess.Popen(
+                ["bash", "-c", self.command],
+                cwd=self._cwd,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own group: stop/kill reach every child
+            )
+        except OSError as exc:  # e.g. no bash on the sandbox's PATH: the API's 400, not a 500
+            raise BadRequest(f"could not start process: {exc}") from exc
         self._readers = [
             threading.Thread(
                 target=self._read, args=(self._popen.stdout, self._stdout), daemon=True
@@ -77,7 +92,11 @@ class SandboxProcess:
         ]
         for reader in self._readers:
             reader.start()
-        threading.Thread(target=self._wait, args=(timeout_s,), daemon=True).start()
+
+    def _may_restart(self, returncode: int) -> bool:
+        if returncode == 0 or not self.restart_on_failure or self._forced_status:
+            return False
+        return self.max_restarts < 0 or self.restart_count < self.max_restarts
 
     def _read(self, stream: IO[bytes] | None, buffer: bytearray) -> None:
         assert stream is not None
@@ -89,13 +108,30 @@ class SandboxProcess:
         stream.close()
 
     def _wait(self, timeout_s: int | None) -> None:
-        try:
-            returncode = self._popen.wait(timeout=timeout_s or None)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL, "killed")
-            returncode = self._popen.wait()
-        for reader in self._readers:
-            reader.join(timeout=0.5)  # a backgrounded child may hold the pipe open
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                returncode = self._popen.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL, "killed")
+                returncode = self._popen.wait()
+            for reader in self._readers:
+                reader.join(timeout=0.5)  # a backgrounded child may hold the pipe open
+            with self._lock:
+                restart = self._may_restart(returncode)
+                if restart:
+                    self.restart_count += 1
+            if not restart:
+                break
+            try:
+                self._spawn()
+            except BadRequest:
+                break
+            self.pid = str(self._popen.pid)
+            if self._forced_status:  # stopped while it restarted: that run goes too
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._popen.pid, signal.SIGKILL)
         with self._lock:
             self.exit_code = returncode if returncode >= 0 else 128 - returncode
             self.completed_at = time.time()
@@ -151,9 +187,9 @@ class SandboxProcess:
             "stderr": stderr,
             "logs": logs,
             "keepAlive": self.keep_alive,
-            "restartCount": 0,
-            "restartOnFailure": False,
-            "maxRestarts": 0,
+            "restartCount": self.restart_count,
+            "restartOnFailure": self.restart_on_failure,
+            "maxRestarts": self.max_restarts,
             "stdin": False,
         }
 
@@ -185,6 +221,8 @@ class ProcessTable:
                 env=env,
                 timeout_s=int(timeout) if timeout else None,
                 keep_alive=keep_alive,
+                restart_on_failure=bool(request.get("restartOnFailure")),
+                max_restarts=int(request.get("maxRestarts") or 0),
             )
             self._processes.append(process)
         return process

@@ -66,6 +66,9 @@ class Sandbox:
     previews: dict[str, Preview] = field(default_factory=dict)
     terminated_at: float | None = None
     upload_token: str | None = None
+    ready_at: float | None = None  # monotonic time at which DEPLOYING becomes DEPLOYED
+    gone_at: float | None = None  # monotonic time at which DELETING becomes TERMINATED
+    standby: bool = False  # in standby: the next sandbox API call wakes it, and fails once
 
     @property
     def alive(self) -> bool:
@@ -91,8 +94,8 @@ class Sandbox:
             "status": self.status,
             "lastUsedAt": iso(self.last_used_at or self.created_at),
         }
-        if self.alive:
-            body["state"] = "RUNNING"
+        if self.alive and self.status != "DELETING":
+            body["state"] = "STANDBY" if self.standby else "RUNNING"
         if expires_in is not None:
             body["expiresIn"] = max(0, math.ceil(expires_in))
         return body
@@ -105,12 +108,14 @@ class Volume:
     path: Path
     created_at: float
     attached_to: str = ""  # "sandbox:<name>" while a live sandbox mounts it
+    labels: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self, workspace: str, status: str = "DEPLOYED") -> dict[str, Any]:
         return {
             "metadata": {
                 "name": self.name,
                 "displayName": self.name,
+                "labels": dict(self.labels),
                 "workspace": workspace,
                 "createdAt": iso(self.created_at),
                 "updatedAt": iso(self.created_at),

@@ -85,7 +85,11 @@ def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
             body = await json_body(request)
             name = (body.get("metadata") or {}).get("name")
             upload = _flag(request, "upload")
-            sandbox = backend.create_sandbox(body, _flag(request, "createIfNotExist"), upload)
+            create_if_not_exist = _flag(request, "createIfNotExist")
+            if create_if_not_exist and isinstance(name, str):
+                # A deletion in flight is waited for server-side (SDK create_if_not_exists).
+                await backend.until_settled(name, "DELETING")
+            sandbox = backend.create_sandbox(body, create_if_not_exist, upload)
             return sandbox_response(sandbox, upload)
         except BlaxelError as error:
             return action_error(error, backend.workspace, name)
@@ -105,7 +109,7 @@ def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
 
     async def delete_sandbox(request: Request) -> Response:
         view = backend.sandbox_view(backend.delete_sandbox(request.path_params["name"]))
-        return JSONResponse({**view, "status": "DELETING"})
+        return JSONResponse(view)
 
     async def create_preview(request: Request) -> Response:
         preview = backend.create_preview(request.path_params["name"], await json_body(request))
@@ -172,9 +176,13 @@ def control_plane_routes(backend: BlaxelBackend) -> list[BaseRoute]:
         tags = backend.images.delete(request.path_params["name"])
         return JSONResponse(image_view(tags, backend.workspace, True))
 
+    async def get_configuration(request: Request) -> Response:
+        return JSONResponse(backend.configuration())
+
     sandbox, preview = "/v0/sandboxes/{name}", "/v0/sandboxes/{name}/previews/{preview}"
     image = "/v0/images/{kind}/{name}"
     return [
+        Route("/v0/configuration", guarded(get_configuration), methods=["GET"]),
         Route("/v0/sandboxes", create_sandbox, methods=["POST"]),
         Route("/v0/sandboxes", guarded(list_sandboxes), methods=["GET"]),
         Route(sandbox, guarded(get_sandbox), methods=["GET"]),

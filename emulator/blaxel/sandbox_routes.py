@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -24,6 +25,18 @@ from emulator.blaxel.processes import SandboxProcess
 Handler = Callable[[Request], Awaitable[Response]]
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 POLL_S = 0.05
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object; BadRequest (the API's 400) for anything else."""
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise BadRequest(f"invalid JSON body: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
 
 
 def gateway_error(error: BlaxelError) -> JSONResponse:
@@ -60,6 +73,7 @@ def sandbox_api_routes(backend: BlaxelBackend) -> list[BaseRoute]:
         async def endpoint(request: Request) -> Response:
             try:
                 authenticate(request.headers, backend.config)
+                await backend.until_deployed(request.path_params["name"])
                 backend.sandbox_for_api(request.path_params["name"])
             except NotFound as error:
                 return gateway_error(NotFound(error.message, code="WORKLOAD_NOT_FOUND"))
@@ -76,7 +90,7 @@ def sandbox_api_routes(backend: BlaxelBackend) -> list[BaseRoute]:
         return request.path_params["name"], request.path_params["identifier"]
 
     async def exec_process(request: Request) -> Response:
-        body = json.loads(await request.body() or b"{}")
+        body = await json_body(request)
         process = backend.exec_process(request.path_params["name"], body)
         if body.get("waitForCompletion"):
             await _finished(process, None)
@@ -139,7 +153,7 @@ def sandbox_api_routes(backend: BlaxelBackend) -> list[BaseRoute]:
                 content = await upload.read()
             files.write_file(sandbox.root, path, content, permissions)
             return JSONResponse({"message": "File created successfully", "path": path})
-        body = json.loads(await request.body() or b"{}")
+        body = await json_body(request)
         if body.get("isDirectory"):
             files.make_directory(sandbox.root, path, body.get("permissions"))
             return JSONResponse({"message": "Directory created successfully", "path": path})
@@ -205,6 +219,7 @@ def preview_routes(backend: BlaxelBackend) -> list[BaseRoute]:
     async def forward(request: Request) -> Response:
         params = request.path_params
         try:
+            await backend.until_deployed(params["sandbox"])
             _, preview, host_port = backend.preview_target(params["sandbox"], params["preview"])
             if not preview.public:
                 authenticate(request.headers, backend.config)

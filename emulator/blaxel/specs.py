@@ -7,10 +7,12 @@ import re
 from datetime import datetime
 from typing import Any
 
+# The rule's one home is Blaxel's SDK, which states the control plane's verdict
+# (tests/emulator/test_name_rule_contract.py pins the product to it too).
+from blaxel.core.sandbox.names import SANDBOX_NAME_MAX_LENGTH, is_valid_sandbox_name
+
 from emulator.blaxel.exceptions import BadRequest
 
-SANDBOX_NAME_MAX_LENGTH = 49
-_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MASKED_ENV_VALUE = "****"  # what the control plane shows for every env value it reads back
@@ -20,13 +22,17 @@ DEFAULT_TERMINATED_RETENTION_S = 300
 DEFAULT_IMAGE = "blaxel/base-image:latest"
 DEFAULT_MEMORY = 4096
 POLICY_TYPES = ("ttl-idle", "ttl-max-age", "date")
+# Blaxel's own: 443 the sandbox API over HTTPS, 80 system, 8080 sandbox API (docs "Ports").
+RESERVED_PORTS = (80, 443, 8080)
+MEMORY_MIN_MB = 512  # sources silent: the product's own bounds (infra/config.py)
+MEMORY_MAX_MB = 65536
 
 
 def validate_sandbox_name(name: Any) -> str:
     """The name if the control plane accepts it, else Blaxel's 400."""
     if not isinstance(name, str) or not name:
         raise BadRequest("metadata.name is required", code="INVALID_INPUT")
-    if len(name) > SANDBOX_NAME_MAX_LENGTH or not _NAME.fullmatch(name):
+    if not is_valid_sandbox_name(name):
         raise BadRequest(
             f"Invalid sandbox name '{name}': names use lowercase letters, digits and single"
             f" hyphens, at most {SANDBOX_NAME_MAX_LENGTH} characters",
@@ -51,9 +57,48 @@ def parse_date(value: Any, field: str) -> float:
         raise BadRequest(f"{field}: invalid ISO 8601 date '{value}'") from exc
 
 
-def validate_spec(spec: dict[str, Any]) -> None:
-    """Reject the TTLs and lifecycle policies the control plane refuses (400)."""
+def check_port(port: Any, field: str) -> int:
+    """A port a sandbox may expose or preview: a number, not one of Blaxel's reserved ones."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise BadRequest(f"{field}: must be a port number (1-65535)", code="INVALID_PORTS")
+    if port in RESERVED_PORTS:
+        raise BadRequest(
+            f"{field}: port {port} is reserved by Blaxel"
+            f" ({', '.join(map(str, RESERVED_PORTS))} are reserved)",
+            code="INVALID_PORTS",
+        )
+    return port
+
+
+def check_preview_port(port: Any) -> int:
+    return check_port(port, "spec.port")
+
+
+def validate_spec(spec: dict[str, Any], regions: tuple[str, ...] = ()) -> None:
+    """Reject what the control plane refuses (400): TTLs, policies, ports, memory, region."""
     runtime = spec.get("runtime") or {}
+    for index, entry in enumerate(runtime.get("ports") or []):
+        if not isinstance(entry, dict):
+            raise BadRequest(
+                f"spec.runtime.ports[{index}]: must be an object", code="INVALID_PORTS"
+            )
+        check_port(entry.get("target"), f"spec.runtime.ports[{index}].target")
+    memory = runtime.get("memory")
+    if (
+        isinstance(memory, bool)
+        or not isinstance(memory, int)
+        or not (MEMORY_MIN_MB <= memory <= MEMORY_MAX_MB)
+    ):
+        raise BadRequest(
+            f"spec.runtime.memory: {memory!r} MB is outside {MEMORY_MIN_MB}-{MEMORY_MAX_MB}",
+            code="VALIDATION_FAILED",
+        )
+    region = spec.get("region")
+    if region is not None and regions and region not in regions:
+        raise BadRequest(
+            f"spec.region: unknown region {region!r} (one of {', '.join(regions)})",
+            code="INVALID_REGION",
+        )
     ttl = runtime.get("ttl")
     if ttl and parse_duration(ttl, "spec.runtime.ttl") < TTL_MAX_AGE_MIN_S:
         raise BadRequest("spec.runtime.ttl: minimum is 5m")
@@ -109,13 +154,54 @@ def merge_masked_envs(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> dic
     return new_spec
 
 
+def check_envs_unchanged(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> None:
+    """Envs are fixed at creation (docs "Variables and secrets"): a change is refused (400)."""
+    if "envs" not in (new_spec.get("runtime") or {}):
+        new_spec["runtime"]["envs"] = copy.deepcopy((old_spec.get("runtime") or {}).get("envs"))
+        if new_spec["runtime"]["envs"] is None:
+            del new_spec["runtime"]["envs"]
+        return
+    if _env_set(new_spec) != _env_set(old_spec):
+        raise BadRequest(
+            "spec.runtime.envs: environment variables cannot be added or changed after a"
+            " sandbox is created; delete and create it again",
+            code="VALIDATION_FAILED",
+        )
+
+
+def _env_set(spec: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    envs = (spec.get("runtime") or {}).get("envs") or []
+    return sorted(
+        (str(e.get("name")), str(e.get("value") or ""), bool(e.get("secret"))) for e in envs
+    )
+
+
 def masked(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec as the API shows it: every env value masked, secret or not."""
+    """The spec as the API shows it: every env value masked, secret or not, and no proxy
+    routing secret (write-only: "never returned in API responses", SDK
+    core/client/models/proxy_target.py)."""
     shown = copy.deepcopy(spec)
     for env in (shown.get("runtime") or {}).get("envs") or []:
         if "value" in env:
             env["value"] = MASKED_ENV_VALUE
+    for rule in _routing(shown):
+        rule.pop("secrets", None)
     return shown
+
+
+def _routing(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    proxy = (spec.get("network") or {}).get("proxy") or {}
+    return [r for r in proxy.get("routing") or [] if isinstance(r, dict)]
+
+
+def merge_proxy_secrets(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> dict[str, Any]:
+    """Keep the stored secrets of routing rules sent back without them (same destinations)."""
+    old = {tuple(r.get("destinations") or []): r.get("secrets") for r in _routing(old_spec)}
+    for rule in _routing(new_spec):
+        stored = old.get(tuple(rule.get("destinations") or []))
+        if "secrets" not in rule and stored:
+            rule["secrets"] = copy.deepcopy(stored)
+    return new_spec
 
 
 def env_values(spec: dict[str, Any]) -> dict[str, str]:

@@ -27,6 +27,13 @@ def check_attachments(name: str, spec: dict[str, Any], volumes: dict[str, Volume
         volume = volumes.get(attachment["name"])
         if volume is None:
             raise BadRequest(f"Volume '{attachment['name']}' not found", code="VOLUME_NOT_FOUND")
+        volume_region, sandbox_region = volume.spec.get("region"), spec.get("region")
+        if volume_region and sandbox_region and volume_region != sandbox_region:
+            # "Must match the region of sandboxes it attaches to" (SDK models/volume_spec.py).
+            raise BadRequest(
+                f"Volume '{volume.name}' is in {volume_region}, the sandbox in {sandbox_region}",
+                code="INVALID_VOLUME_REGION",
+            )
         if volume.attached_to not in ("", f"sandbox:{name}"):
             raise BadRequest(
                 f"Volume '{volume.name}' is already attached to {volume.attached_to}",

@@ -62,8 +62,9 @@ def _message(exc: anthropic.APIStatusError) -> str:
 
 def _call(creds: AnthropicCredentials, fn: Callable[[anthropic.Anthropic], T]) -> T:
     def once() -> T:
-        with _mapped():
-            return fn(_sdk(creds))
+        # Closed after each call: an unclosed client leaves its connection to the GC.
+        with _mapped(), _sdk(creds) as sdk:
+            return fn(sdk)
 
     return with_retries(once)
 

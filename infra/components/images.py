@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import pulumi
 
-from infra.components.credentials import BlaxelAccess
-from infra.images import REPO_ROOT, choose_factory, image_digest, load_image
+from infra.images import choose_factory, image_digest, load_image
 from infra.providers.image import SandboxImage
+from infra.worker_image import WorkerImageConfig, build_worker_image
 
 
 @dataclass(frozen=True)
@@ -17,22 +19,26 @@ class ImageSpec:
 
     image_name: str
     factory: str
-    context_dir: str
+    context_dir: str  # relative to the package root (infra.images.PACKAGE_ROOT)
     memory_mb: int = 4096
+    # The worker's `cma:workerImage` / `cma:customToolsModule` (a WorkerImageConfig dump,
+    # paths relative to the project root), when set.
+    extension: dict[str, Any] | None = None
 
     def resolved(self) -> ImageSpec:
-        """Absolute context, and the default factory while the package has none of its own."""
-        context = self.context_dir
-        if not context.startswith("/"):
-            context = str(REPO_ROOT / context)
-        return ImageSpec(self.image_name, choose_factory(self.factory), context, self.memory_mb)
+        """The default factory while the package has none of its own."""
+        return replace(self, factory=choose_factory(self.factory))
+
+    @property
+    def prebuilt(self) -> str | None:
+        """A prebuilt image reference to use as is (nothing is built or pushed)."""
+        return (self.extension or {}).get("image")
 
 
 @dataclass
 class SandboxImagesArgs:
-    """Both images and where to push them."""
+    """Both images (credentials come from the stack config)."""
 
-    access: BlaxelAccess
     worker: ImageSpec
     orchestrator: ImageSpec
 
@@ -40,14 +46,20 @@ class SandboxImagesArgs:
 def image_props(spec: ImageSpec) -> dict[str, object]:
     """Provider inputs of an image; the digest is computed here, from local files only."""
     spec = spec.resolved()
-    digest = image_digest(load_image(spec.factory, spec.context_dir))
-    return {
+    if spec.extension:
+        image = build_worker_image(WorkerImageConfig.model_validate(spec.extension), Path.cwd())
+    else:
+        image = load_image(spec.factory, spec.context_dir)
+    props: dict[str, object] = {
         "image_name": spec.image_name,
         "factory": spec.factory,
         "context_dir": spec.context_dir,
-        "digest": digest,
+        "digest": image_digest(image),
         "memory_mb": spec.memory_mb,
     }
+    if spec.extension:
+        props["extension"] = spec.extension
+    return props
 
 
 class SandboxImages(pulumi.ComponentResource):
@@ -62,13 +74,15 @@ class SandboxImages(pulumi.ComponentResource):
     ) -> None:
         super().__init__("cma:images:SandboxImages", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.worker = SandboxImage(
-            f"{name}-worker", {**args.access.props(), **image_props(args.worker)}, child
-        )
+        self.worker: SandboxImage | None = None
+        if args.worker.prebuilt:
+            self.worker_image = pulumi.Output.from_input(args.worker.prebuilt)
+        else:
+            self.worker = SandboxImage(f"{name}-worker", image_props(args.worker), child)
+            self.worker_image = self.worker.image
         self.orchestrator = SandboxImage(
-            f"{name}-orchestrator", {**args.access.props(), **image_props(args.orchestrator)}, child
+            f"{name}-orchestrator", image_props(args.orchestrator), child
         )
-        self.worker_image = self.worker.image
         self.orchestrator_image = self.orchestrator.image
         self.orchestrator_digest = self.orchestrator.digest
         self.register_outputs(

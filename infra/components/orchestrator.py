@@ -14,9 +14,11 @@ from typing import Any, Literal, cast
 
 import pulumi
 
-from infra.components.credentials import AnthropicAccess, BlaxelAccess
+from infra.config import NAME_KEYS
+from infra.names import Owner
 from infra.providers.sandbox import OrchestratorSandbox
 from infra.providers.server import OrchestratorServer
+from infra.providers.token import GeneratedToken
 from infra.providers.webhook import WebhookEndpoint, webhook_url
 
 
@@ -39,11 +41,18 @@ class WorkerSettings:
 
 @dataclass
 class OrchestratorArgs:
-    """Everything the orchestrator needs; keys and secrets as (secret) Outputs."""
+    """Everything the orchestrator needs; keys and secrets as (secret) Outputs.
 
-    blaxel: BlaxelAccess
-    anthropic: AnthropicAccess
-    sandbox_name: str
+    The platforms' URLs and the Blaxel key are the server's settings (it calls both APIs);
+    no resource other than the server takes them.
+    """
+
+    anthropic_base_url: str
+    blaxel_base_url: str
+    blaxel_workspace: str
+    blaxel_api_key: pulumi.Input[str]  # secret
+    sandbox_name: pulumi.Input[str]
+    owner: Owner
     image: pulumi.Input[str]
     image_digest: pulumi.Input[str]
     environment_id: pulumi.Input[str]
@@ -52,9 +61,12 @@ class OrchestratorArgs:
     worker_proxy_secret: pulumi.Input[str] = ""  # secret; optional
     webhook_mode: Literal["console", "api"] = "console"
     webhook_signing_secret: pulumi.Input[str] = ""  # secret; console mode only
+    # The secret being rotated out, still accepted by the app during a rotation (issue 18).
+    webhook_signing_secret_previous: pulumi.Input[str] = ""  # secret; optional
+    import_sandbox: bool = False
     region: str | None = None
     memory_mb: int = 4096
-    port: int = 8080
+    port: int = 8000  # not 80, 443 or 8080: Blaxel reserves them (docs "Sandboxes/Ports")
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     # Resources to outlive the public endpoint on destroy (it is taken down first).
     outlived_by: list[pulumi.Resource] = field(default_factory=list)
@@ -66,14 +78,14 @@ def server_settings(
     """The orchestrator's non-secret ORCH_* environment (docs/contracts.md) (pure).
 
     ORCH_PORT is left out on purpose: the app falls back to the platform's PORT (the emulator
-    backs each sandbox port with another host port and says which in PORT), else 8080.
+    backs each sandbox port with another host port and says which in PORT), else 8000.
     """
     w = args.worker
     settings = {
         "ORCH_ENVIRONMENT_ID": environment_id,
-        "ORCH_ANTHROPIC_BASE_URL": args.anthropic.base_url,
-        "ORCH_BLAXEL_BASE_URL": args.blaxel.base_url,
-        "ORCH_BLAXEL_WORKSPACE": args.blaxel.workspace,
+        "ORCH_ANTHROPIC_BASE_URL": args.anthropic_base_url,
+        "ORCH_BLAXEL_BASE_URL": args.blaxel_base_url,
+        "ORCH_BLAXEL_WORKSPACE": args.blaxel_workspace,
         "ORCH_WORKER_IMAGE": worker_image,
         "ORCH_WORKER_MEMORY_MB": str(w.memory_mb),
         "ORCH_WORKER_MAX_AGE": w.max_age,
@@ -100,16 +112,25 @@ def server_settings(
 
 
 def server_secrets(
-    environment_key: str, signing_secret: str, blaxel_api_key: str, proxy_secret: str = ""
+    environment_key: str,
+    signing_secret: str,
+    blaxel_api_key: str,
+    proxy_secret: str = "",
+    status_token: str = "",
+    signing_secret_previous: str = "",
 ) -> dict[str, str]:
-    """The orchestrator's secret ORCH_* environment; unset ones are empty (pure)."""
+    """The orchestrator's secret ORCH_* environment; unset ones are empty or absent (pure)."""
     secrets = {
         "ORCH_ENVIRONMENT_KEY": environment_key or "",
         "ORCH_WEBHOOK_SIGNING_SECRET": signing_secret or "",
         "ORCH_BLAXEL_API_KEY": blaxel_api_key or "",
     }
-    if proxy_secret:
-        secrets["ORCH_WORKER_PROXY_SECRET"] = proxy_secret
+    optional = {
+        "ORCH_WORKER_PROXY_SECRET": proxy_secret,
+        "ORCH_STATUS_TOKEN": status_token,
+        "ORCH_WEBHOOK_SIGNING_SECRET_PREVIOUS": signing_secret_previous,
+    }
+    secrets.update({k: v for k, v in optional.items() if v})
     return secrets
 
 
@@ -128,7 +149,6 @@ class Orchestrator(pulumi.ComponentResource):
         self.sandbox = OrchestratorSandbox(
             f"{name}-sandbox",
             {
-                **args.blaxel.props(),
                 "sandbox_name": args.sandbox_name,
                 "image": args.image,
                 "image_digest": args.image_digest,
@@ -137,13 +157,16 @@ class Orchestrator(pulumi.ComponentResource):
                 "port": args.port,
                 "preview_name": "public",
                 "labels": {"managed-by": "cma-blaxel"},
+                "owner": {"project": args.owner.project, "stack": args.owner.stack},
+                "name_key": NAME_KEYS["orchestrator_sandbox"],
+                "adopt": args.import_sandbox,
+                **_timeout_input("deploy_timeout_s", opts, "create"),
             },
             pulumi.ResourceOptions(parent=self, depends_on=list(args.outlived_by)),
         )
         self.webhook = WebhookEndpoint(
             f"{name}-webhook",
             {
-                **args.anthropic.props(),
                 "mode": args.webhook_mode,
                 "url": self.sandbox.url.apply(webhook_url),
                 "signing_secret": (
@@ -157,23 +180,30 @@ class Orchestrator(pulumi.ComponentResource):
         settings = pulumi.Output.all(args.environment_id, args.worker_image).apply(
             lambda v: server_settings(args, str(v[0]), str(v[1]))
         )
+        self.status_token = GeneratedToken(
+            f"{name}-status-token",
+            {"purpose": "orchestrator-status"},
+            pulumi.ResourceOptions(parent=self),
+        )
         secret_values: pulumi.Output[dict[str, str]] = pulumi.Output.all(
             args.environment_key,
             self.webhook.signing_secret,
-            args.blaxel.api_key,
+            args.blaxel_api_key,
             args.worker_proxy_secret,
+            self.status_token.token,
+            args.webhook_signing_secret_previous,
         ).apply(lambda v: server_secrets(*(str(x or "") for x in v)))
         secrets = pulumi.Output.secret(cast(Any, secret_values))
         self.server = OrchestratorServer(
             f"{name}-server",
             {
-                **args.blaxel.props(),
                 "sandbox_name": self.sandbox.sandbox_name,
                 "sandbox_spec_digest": self.sandbox.spec_digest,
                 "url": self.sandbox.url,
                 "settings": settings,
                 "secrets": secrets,
                 "image_digest": args.image_digest,
+                **_timeout_input("health_timeout_s", opts, "update"),
             },
             pulumi.ResourceOptions(parent=self, depends_on=[self.webhook]),
         )
@@ -188,3 +218,27 @@ class Orchestrator(pulumi.ComponentResource):
             "revision": self.revision,
         }
         self.register_outputs(outputs)
+
+
+def _timeout_input(
+    field_name: str, opts: pulumi.ResourceOptions | None, which: Literal["create", "update"]
+) -> dict[str, float]:
+    """A provider wait bound from `customTimeouts` (the dynamic host does not pass them on)."""
+    timeouts = opts.custom_timeouts if opts else None
+    raw = getattr(timeouts, which, None) if timeouts else None
+    seconds = parse_duration(raw) if raw else None
+    return {field_name: seconds} if seconds else {}
+
+
+def parse_duration(value: str) -> float | None:
+    """Pulumi's custom-timeout strings ("90s", "5m", "1h", "1h30m") in seconds (pure)."""
+    total, number = 0.0, ""
+    for char in value.strip():
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in "smh" and number:
+            total += float(number) * {"s": 1, "m": 60, "h": 3600}[char]
+            number = ""
+        else:
+            return None
+    return total if total and not number else None

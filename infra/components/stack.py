@@ -4,14 +4,18 @@ Pulumi program can build too (`CmaBlaxelStack("cma", CmaBlaxelStackArgs.from_con
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
+from infra.agent_stack import AgentsConfigError, AgentsPlan, plan_agents
 from infra.components.agents import AgentPlatform, AgentPlatformArgs
-from infra.components.credentials import AnthropicAccess, BlaxelAccess
 from infra.components.images import ImageSpec, SandboxImages, SandboxImagesArgs
 from infra.components.orchestrator import Orchestrator, OrchestratorArgs, WorkerSettings
-from infra.config import StackConfig, secret_output
+from infra.config import ConfigError, StackConfig, StackNames, secret_output
+from infra.names import Owner
+from infra.providers.agent import DEFAULT_MODEL
+from infra.worker_image import WorkerImageConfig
 
 WORKER_FACTORY = "worker.image:worker_image"
 ORCHESTRATOR_FACTORY = "orchestrator_app.image:orchestrator_image"
@@ -19,26 +23,50 @@ ORCHESTRATOR_FACTORY = "orchestrator_app.image:orchestrator_image"
 
 @dataclass
 class CmaBlaxelStackArgs:
-    """The validated config plus where the two images come from."""
+    """The validated config, the unique names, the owner and where the two images come from.
+
+    Names and owner default to ones scoped to the current project and stack, so two stacks
+    never share an object; the agent system prompt and the names also accept Outputs.
+    """
 
     config: StackConfig
     worker_image: ImageSpec
     orchestrator_image: ImageSpec
+    names: StackNames
+    owner: Owner
+    # The agents as code (cma:agents, cma:customToolsModule, cma:workerImage), validated.
+    agents: AgentsPlan | None = None
 
     @classmethod
-    def from_config(cls, config: StackConfig) -> CmaBlaxelStackArgs:
-        """The images of this repository's `worker/` and `orchestrator_app/` packages."""
+    def from_config(cls, config: StackConfig, owner: Owner | None = None) -> CmaBlaxelStackArgs:
+        """The images of the `worker/` and `orchestrator_app/` packages."""
+        owner = owner or Owner(pulumi.get_project(), pulumi.get_stack())
+        names = config.names(owner.project, owner.stack)
+        try:
+            # User files (custom tools, extra files) are relative to the project directory.
+            plan = plan_agents(config.agent_values(names.agent), Path.cwd())
+        except AgentsConfigError as exc:
+            raise ConfigError(exc.problems) from None
+        extension = plan.worker_image.model_dump()
+        has_extension = extension != WorkerImageConfig.model_validate({}).model_dump()
         return cls(
             config=config,
             worker_image=ImageSpec(
-                config.worker_image_name, WORKER_FACTORY, "worker", config.worker_memory_mb
+                names.worker_image,
+                WORKER_FACTORY,
+                "worker",
+                config.worker_memory_mb,
+                extension=extension if has_extension else None,
             ),
             orchestrator_image=ImageSpec(
-                config.orchestrator_image_name,
+                names.orchestrator_image,
                 ORCHESTRATOR_FACTORY,
                 "orchestrator_app",
                 config.orchestrator_memory_mb,
             ),
+            names=names,
+            owner=owner,
+            agents=plan,
         )
 
 
@@ -70,34 +98,42 @@ class CmaBlaxelStack(pulumi.ComponentResource):
         super().__init__("cma:stack:CmaBlaxelStack", name, None, opts)
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
-        anthropic = AnthropicAccess(cfg.anthropic_base_url, secret_output(cfg.anthropic_api_key))
-        blaxel = BlaxelAccess(
-            cfg.blaxel_base_url, cfg.blaxel_workspace, secret_output(cfg.blaxel_api_key)
-        )
         self.platform = AgentPlatform(
             f"{name}-platform",
             AgentPlatformArgs(
-                anthropic,
-                cfg.environment_name,
-                cfg.agent_name,
-                cfg.model,
-                cfg.agent_system,
+                environment_name=args.names.environment,
+                agent_name=args.names.agent,
+                owner=args.owner,
+                model=cfg.model or DEFAULT_MODEL,
+                system=cfg.agent_system,
+                # The older single-agent keys keep the older agent inputs (no diff on upgrade).
+                agents=[
+                    {k: v for k, v in args.agents.create_payload(i).items() if v is not None}
+                    for i in range(len(args.agents.agents))
+                ]
+                if args.agents and cfg.agents is not None
+                else [],
                 import_environment_id=cfg.import_environment_id,
                 import_agent_id=cfg.import_agent_id,
+                protect=cfg.protect,
             ),
             child,
         )
         self.images = SandboxImages(
             f"{name}-images",
-            SandboxImagesArgs(blaxel, args.worker_image, args.orchestrator_image),
+            SandboxImagesArgs(args.worker_image, args.orchestrator_image),
             child,
         )
         self.orchestrator = Orchestrator(
             f"{name}-orchestrator",
             OrchestratorArgs(
-                blaxel=blaxel,
-                anthropic=anthropic,
-                sandbox_name=cfg.orchestrator_sandbox_name,
+                anthropic_base_url=cfg.anthropic_base_url,
+                blaxel_base_url=cfg.blaxel_base_url,
+                blaxel_workspace=cfg.blaxel_workspace,
+                blaxel_api_key=secret_output(cfg.blaxel_api_key),
+                sandbox_name=args.names.orchestrator_sandbox,
+                owner=args.owner,
+                import_sandbox=cfg.import_orchestrator_sandbox,
                 image=self.images.orchestrator_image,
                 image_digest=self.images.orchestrator_digest,
                 environment_id=self.platform.environment_id,
@@ -106,6 +142,7 @@ class CmaBlaxelStack(pulumi.ComponentResource):
                 worker_proxy_secret=secret_output(cfg.worker_proxy_secret),
                 webhook_mode=cfg.webhook_mode,
                 webhook_signing_secret=secret_output(cfg.webhook_signing_secret),
+                webhook_signing_secret_previous=secret_output(cfg.webhook_signing_secret_previous),
                 region=cfg.region,
                 memory_mb=cfg.orchestrator_memory_mb,
                 worker=WorkerSettings(
@@ -130,6 +167,8 @@ class CmaBlaxelStack(pulumi.ComponentResource):
             "environment_id": self.platform.environment_id,
             "agent_id": self.platform.agent_id,
             "agent_version": self.platform.agent_version,
+            # Per agent of cma:agents: {name: {id, version}}.
+            "agents": self.platform.agents,
             "webhook_url": self.orchestrator.webhook_url,
             "orchestrator_sandbox": self.orchestrator.sandbox_name,
             "orchestrator_url": self.orchestrator.url,
@@ -139,6 +178,8 @@ class CmaBlaxelStack(pulumi.ComponentResource):
             "anthropic_base_url": cfg.anthropic_base_url,
             "blaxel_base_url": cfg.blaxel_base_url,
             "orchestrator_image": self.images.orchestrator_image,
+            # The bearer token of the orchestrator's /status and /metrics (secret).
+            "status_token": self.orchestrator.status_token.token,
             "next_steps": pulumi.Output.all(
                 self.platform.environment_id, self.orchestrator.webhook_url
             ).apply(lambda v: next_steps(missing, str(v[0]), str(v[1]), cfg.webhook_mode)),

@@ -5,52 +5,70 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from infra.clients import anthropic as api
-from infra.clients.errors import NotFound
-from infra.providers.base import (
-    ANTHROPIC_CREDENTIAL_FIELDS,
-    PortableProvider,
-    Props,
-    anthropic_credentials,
-    check_with,
-    field_diff,
-    pick,
-    with_defaults,
-    with_secret_outputs,
-)
+from infra.agent_definition import declared_or_live, drift
+from infra.names import owner_of, refuse_foreign
+from infra.providers.base import CmaProvider, CmaResource, OwnedProps
 
-FIELDS = ("name", "model", "system", "description", "tools", "metadata")
 DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_TOOLS: list[dict[str, Any]] = [{"type": "agent_toolset_20260401"}]
+IMPORT_HINT = (
+    "Set {name_key} to another name, or take it over with "
+    "`pulumi config set cma:importAgentId {id}` (or scripts/import-stack)."
+)
 
 
-class AgentProps(Props):
-    """Inputs of an agent."""
+class AgentProps(OwnedProps):
+    """Inputs of an agent: the fields of `agents.create`, as `infra.agent_definition` builds
+    them (custom tools already resolved to their name, description and input schema)."""
 
     name: str
-    model: str = DEFAULT_MODEL
+    model: str | dict[str, Any] = DEFAULT_MODEL
     system: str | None = None
     description: str | None = None
     tools: list[dict[str, Any]] = DEFAULT_TOOLS
+    mcp_servers: list[dict[str, Any]] = []
+    skills: list[dict[str, Any]] = []
     metadata: dict[str, str] = {}
-    adopt_id: str | None = None  # an existing agent to take over instead of creating
+    execution_identity: dict[str, Any] | None = None
+    multiagent: dict[str, Any] | None = None
+    adopt_id: str | None = None  # an existing agent to take over (explicit import)
 
 
-def agent_payload(props: dict[str, Any]) -> dict[str, Any]:
-    """The create / update body (pure); `version` is added by the update call."""
-    p = AgentProps.model_validate(props)
+# Fields newer than the first version of this provider (absent from older states).
+ADDED_FIELDS = ("mcp_servers", "skills", "execution_identity", "multiagent")
+# Create takes these only when set (omitted = the API's default); update sends them always.
+_OPTIONAL = ("system", "description", "execution_identity", "multiagent")
+
+
+def _marked(p: AgentProps) -> dict[str, str]:
+    metadata = dict(p.metadata)
+    if p.owner:
+        metadata.update(p.owner.mark())
+    return metadata
+
+
+def agent_payload(p: AgentProps) -> dict[str, Any]:
+    """The create body, marked with its owner (pure)."""
     body: dict[str, Any] = {
         "name": p.name,
         "model": p.model,
         "tools": [dict(t) for t in p.tools],
-        "metadata": dict(p.metadata),
+        "mcp_servers": [dict(s) for s in p.mcp_servers],
+        "skills": [dict(s) for s in p.skills],
+        "metadata": _marked(p),
     }
-    if p.system is not None:
-        body["system"] = p.system
-    if p.description is not None:
-        body["description"] = p.description
+    body.update({k: getattr(p, k) for k in _OPTIONAL if getattr(p, k) is not None})
+    return body
+
+
+def agent_update_payload(p: AgentProps, live: dict[str, Any]) -> dict[str, Any]:
+    """The update body but `version` (pure): every field, as the API replaces them whole, and
+    metadata as a patch where a key the live agent has but the definition lacks is null."""
+    body = {**agent_payload(p), **{k: getattr(p, k) for k in _OPTIONAL}}
+    removed = dict.fromkeys(k for k in live.get("metadata") or {} if k not in body["metadata"])
+    body["metadata"] = {**removed, **body["metadata"]}
     return body
 
 
@@ -60,87 +78,88 @@ def live_model_id(live: dict[str, Any]) -> str | None:
     return model.get("id") if isinstance(model, dict) else model
 
 
-def agent_outputs(props: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """State: desired fields, credentials (secret), the id and the live version."""
+def agent_outputs(p: AgentProps, live: dict[str, Any]) -> dict[str, Any]:
+    """State (pure): per diffed field the input where the platform agrees with it (it fills in
+    tool defaults and reorders), else what it holds; the id and the version."""
+    marks = set(p.owner.mark()) if p.owner else set()
+    fields = declared_or_live(agent_payload(p), live)
+    fields["metadata"] = {k: v for k, v in (fields["metadata"] or {}).items() if k not in marks}
+    found = owner_of(live.get("metadata"))
     return {
-        **pick(props, ANTHROPIC_CREDENTIAL_FIELDS),
-        **pick(AgentProps.model_validate(props).model_dump(), FIELDS),
+        **p.model_dump(),
+        **fields,
+        "owner": {"project": found.project, "stack": found.stack} if found else None,
         "agent_id": live["id"],
         "version": int(live["version"]),
     }
 
 
-def agent_read_outputs(props: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """State after a refresh: what the platform holds, so drift shows in the next diff."""
-    outs = agent_outputs(props, live)
-    outs.update(
-        name=live.get("name"),
-        model=live_model_id(live),
-        system=live.get("system"),
-        description=live.get("description"),
-        metadata=dict(live.get("metadata") or {}),
-    )
-    return outs
-
-
-class AgentProvider(PortableProvider):
+class AgentProvider(CmaProvider):
     """CRUD for `agent_…` through the Anthropic client."""
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        return check_with(AgentProps, news)
+    props_model = AgentProps
+    not_diffed = frozenset({"adopt_id", "name_key"})
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        wanted = {**news, **pick(with_defaults(AgentProps, news), FIELDS)}
-        return field_diff(olds, wanted, (*FIELDS, *ANTHROPIC_CREDENTIAL_FIELDS))
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
+        # State written before these fields existed holds the agent with their defaults.
+        defaults = {f: AgentProps.model_fields[f].default for f in ADDED_FIELDS}
+        return super().diff(id_, {**defaults, **olds}, news)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        creds = anthropic_credentials(props)
-        payload = agent_payload(props)
-        adopt_id = AgentProps.model_validate(props).adopt_id
-        # Adopt the one asked for, or one left by an earlier run that failed after creating it.
-        if adopt_id:
-            live: dict[str, Any] | None = api.get_agent(creds, adopt_id)
+        from infra.clients import anthropic as api
+
+        creds = self.anthropic()
+        p: AgentProps = self.validated(props)
+        payload = agent_payload(p)
+        if p.adopt_id:  # asked for explicitly: taken over whoever marked it
+            live: dict[str, Any] | None = api.get_agent(creds, p.adopt_id)
         else:
-            live = api.find_agent_by_name(creds, payload["name"])
+            live = api.find_agent_by_name(creds, p.name)
+            # Only our own (left by an earlier run that failed after creating it) is adopted.
+            if live is not None and p.owner and owner_of(live.get("metadata")) != p.owner:
+                hint = IMPORT_HINT.format(name_key=p.name_key or "the name", id=live["id"])
+                raise refuse_foreign("agent", p.name, owner_of(live.get("metadata")), p.owner, hint)
         if live is None:
             live = api.create_agent(creds, payload)
-        else:
-            live = api.update_agent(creds, live["id"], int(live["version"]), payload)
-        return CreateResult(live["id"], agent_outputs(props, live))
+        elif drift(payload, live):
+            body = agent_update_payload(p, live)
+            live = api.update_agent(creds, live["id"], int(live["version"]), body)
+        return CreateResult(live["id"], agent_outputs(p, live))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from infra.clients import anthropic as api
+        from infra.clients.errors import NotFound
+
+        p: AgentProps = self.validated(props)
         try:
-            live = api.get_agent(anthropic_credentials(props), id_)
+            live = api.get_agent(self.anthropic(), id_)
         except NotFound:
             return ReadResult("", {})
-        return ReadResult(id_, agent_read_outputs(props, live))
+        outs = agent_outputs(p, live)
+        return ReadResult(id_, outs, inputs={k: outs[k] for k in AgentProps.model_fields})
 
     def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        creds = anthropic_credentials(news)
+        from infra.clients import anthropic as api
+
+        creds = self.anthropic()
+        p: AgentProps = self.validated(news)
         # The version to send is the live one: someone may have versioned it since.
         current = api.get_agent(creds, id_)
-        live = api.update_agent(creds, id_, int(current["version"]), agent_payload(news))
-        return UpdateResult(agent_outputs(news, live))
+        body = agent_update_payload(p, current)
+        live = api.update_agent(creds, id_, int(current["version"]), body)
+        return UpdateResult(agent_outputs(p, live))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        api.archive_agent(anthropic_credentials(props), id_)
+        from infra.clients import anthropic as api
+
+        api.archive_agent(self.anthropic(), id_)
 
 
-class Agent(Resource):
+class Agent(CmaResource, module="cma", name="Agent"):
     """A CMA agent; `agent_id` and `version` (bumped by every update)."""
+
+    provider_class = AgentProvider
+    output_names = ("agent_id", "version")
 
     agent_id: pulumi.Output[str]
     version: pulumi.Output[int]
-
-    def __init__(
-        self,
-        resource_name: str,
-        props: dict[str, Any],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            AgentProvider(),
-            resource_name,
-            {**props, "agent_id": None, "version": None},
-            with_secret_outputs(opts, "anthropic_api_key"),
-        )

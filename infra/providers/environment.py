@@ -5,53 +5,52 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from infra.clients import anthropic as api
-from infra.clients.errors import NotFound
-from infra.providers.base import (
-    ANTHROPIC_CREDENTIAL_FIELDS,
-    PortableProvider,
-    Props,
-    anthropic_credentials,
-    check_with,
-    field_diff,
-    pick,
-    with_secret_outputs,
+from infra.names import owner_of, refuse_foreign
+from infra.providers.base import CmaProvider, CmaResource, OwnedProps
+
+IMPORT_HINT = (
+    "Set {name_key} to another name, or take it over with "
+    "`pulumi config set cma:importEnvironmentId {id}` (or scripts/import-stack)."
 )
 
-FIELDS = ("name", "description", "metadata")
 
-
-class EnvironmentProps(Props):
+class EnvironmentProps(OwnedProps):
     """Inputs of an environment."""
 
     name: str
     description: str | None = None
     metadata: dict[str, str] = {}
-    adopt_id: str | None = None  # an existing environment to take over instead of creating
+    adopt_id: str | None = None  # an existing environment to take over (explicit import)
 
 
-def environment_payload(props: dict[str, Any]) -> dict[str, Any]:
-    """The create body: always self-hosted (pure)."""
-    p = EnvironmentProps.model_validate(props)
+def environment_payload(p: EnvironmentProps) -> dict[str, Any]:
+    """The create / update body: always self-hosted, marked with its owner (pure)."""
+    metadata = dict(p.metadata)
+    if p.owner:
+        metadata.update(p.owner.mark())
     body: dict[str, Any] = {
         "name": p.name,
         "config": {"type": "self_hosted"},
-        "metadata": dict(p.metadata),
+        "metadata": metadata,
     }
     if p.description is not None:
         body["description"] = p.description
     return body
 
 
-def environment_outputs(props: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """State after a call: our inputs (credentials included, secret) plus the live id."""
+def environment_outputs(p: EnvironmentProps, live: dict[str, Any]) -> dict[str, Any]:
+    """State: what the platform holds for each diffed field, plus the live id (pure)."""
+    marks = set(p.owner.mark()) if p.owner else set()
+    metadata = {k: v for k, v in (live.get("metadata") or {}).items() if k not in marks}
+    found = owner_of(live.get("metadata"))
     return {
-        **pick(props, ANTHROPIC_CREDENTIAL_FIELDS),
+        **p.model_dump(),
         "name": live["name"],
         "description": live.get("description"),
-        "metadata": dict(live.get("metadata") or {}),
+        "metadata": metadata,
+        "owner": {"project": found.project, "stack": found.stack} if found else None,
         "environment_id": live["id"],
     }
 
@@ -61,64 +60,64 @@ def environment_needs_update(live: dict[str, Any], payload: dict[str, Any]) -> b
     return any(live.get(k) != payload.get(k) for k in ("name", "description", "metadata"))
 
 
-class EnvironmentProvider(PortableProvider):
+class EnvironmentProvider(CmaProvider):
     """CRUD for `env_…` through the Anthropic client."""
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        return check_with(EnvironmentProps, news)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        try:
-            wanted = {**news, **pick(EnvironmentProps.model_validate(news).model_dump(), FIELDS)}
-        except ValueError:
-            wanted = news
-        return field_diff(olds, wanted, (*FIELDS, *ANTHROPIC_CREDENTIAL_FIELDS))
+    props_model = EnvironmentProps
+    not_diffed = frozenset({"adopt_id", "name_key"})
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        creds = anthropic_credentials(props)
-        payload = environment_payload(props)
-        adopt_id = EnvironmentProps.model_validate(props).adopt_id
-        # Adopt the one asked for, or one left by an earlier run that failed after creating it.
-        if adopt_id:
-            live: dict[str, Any] | None = api.get_environment(creds, adopt_id)
+        from infra.clients import anthropic as api
+
+        creds = self.anthropic()
+        p: EnvironmentProps = self.validated(props)
+        payload = environment_payload(p)
+        if p.adopt_id:  # asked for explicitly: taken over whoever marked it
+            live: dict[str, Any] | None = api.get_environment(creds, p.adopt_id)
         else:
-            live = api.find_environment_by_name(creds, payload["name"])
+            live = api.find_environment_by_name(creds, p.name)
+            # Only our own (left by an earlier run that failed after creating it) is adopted.
+            if live is not None and p.owner and owner_of(live.get("metadata")) != p.owner:
+                hint = IMPORT_HINT.format(name_key=p.name_key or "the name", id=live["id"])
+                raise refuse_foreign(
+                    "environment", p.name, owner_of(live.get("metadata")), p.owner, hint
+                )
         if live is None:
             live = api.create_environment(creds, payload)
         elif environment_needs_update(live, payload):
             live = api.update_environment(creds, live["id"], payload)
-        return CreateResult(live["id"], environment_outputs(props, live))
+        return CreateResult(live["id"], environment_outputs(p, live))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from infra.clients import anthropic as api
+        from infra.clients.errors import NotFound
+
+        p: EnvironmentProps = self.validated(props)
         try:
-            live = api.get_environment(anthropic_credentials(props), id_)
+            live = api.get_environment(self.anthropic(), id_)
         except NotFound:
             return ReadResult("", {})
-        return ReadResult(id_, environment_outputs(props, live))
+        outs = environment_outputs(p, live)
+        return ReadResult(id_, outs, inputs={k: outs[k] for k in EnvironmentProps.model_fields})
 
     def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        live = api.update_environment(anthropic_credentials(news), id_, environment_payload(news))
-        return UpdateResult(environment_outputs(news, live))
+        from infra.clients import anthropic as api
+
+        p: EnvironmentProps = self.validated(news)
+        live = api.update_environment(self.anthropic(), id_, environment_payload(p))
+        return UpdateResult(environment_outputs(p, live))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        api.delete_environment(anthropic_credentials(props), id_)
+        from infra.clients import anthropic as api
+
+        api.delete_environment(self.anthropic(), id_)
 
 
-class SelfHostedEnvironment(Resource):
+class SelfHostedEnvironment(CmaResource, module="cma", name="Environment"):
     """A self-hosted CMA environment; `environment_id` is its `env_…` id."""
+
+    provider_class = EnvironmentProvider
+    output_names = ("environment_id",)
 
     environment_id: pulumi.Output[str]
     name: pulumi.Output[str]
-
-    def __init__(
-        self,
-        resource_name: str,
-        props: dict[str, Any],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            EnvironmentProvider(),
-            resource_name,
-            {**props, "environment_id": None},
-            with_secret_outputs(opts, "anthropic_api_key"),
-        )

@@ -1,7 +1,9 @@
 """A sandbox image pushed from a build context; its identity is the context's content digest.
 
 The digest is computed by the program (preview time, no network) and is the only field whose
-change means a new push: an unchanged directory shows no diff and pushes nothing.
+change means a new push: an unchanged directory shows no diff and pushes nothing. The build
+context is stored relative to the package root (`infra.images.PACKAGE_ROOT`), so state is
+the same from any checkout or install.
 """
 
 from __future__ import annotations
@@ -9,33 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CreateResult,
-    ReadResult,
-    Resource,
-    UpdateResult,
-)
+from pulumi.dynamic import CheckFailure, CreateResult, ReadResult, UpdateResult
 
-from infra.clients import blaxel as bl
-from infra.clients.blaxel_images import push_image
-from infra.clients.errors import NotFound
-from infra.images import load_image
-from infra.providers.base import (
-    BLAXEL_CREDENTIAL_FIELDS,
-    PortableProvider,
-    Props,
-    blaxel_credentials,
-    check_with,
-    field_diff,
-    pick,
-    with_secret_outputs,
-)
-from infra.providers.sandbox import SANDBOX_NAME_PATTERN
-
-FIELDS = ("image_name", "factory", "context_dir", "digest", "memory_mb")
-# What forces a replacement: another name is another image.
-REPLACE_FIELDS = ("image_name",)
+from infra.names import sandbox_name_problem
+from infra.providers.base import CmaProvider, CmaResource, Props
 
 
 class ImageProps(Props):
@@ -43,9 +22,11 @@ class ImageProps(Props):
 
     image_name: str
     factory: str
-    context_dir: str
+    context_dir: str  # relative to the package root
     digest: str
     memory_mb: int = 4096
+    # The worker image's extension (infra.worker_image), paths relative to the project root.
+    extension: dict[str, Any] | None = None
 
 
 def image_ref(live: dict[str, Any], name: str) -> str:
@@ -54,75 +35,79 @@ def image_ref(live: dict[str, Any], name: str) -> str:
     return str(runtime.get("image") or f"{name}:latest")
 
 
-def image_outputs(props: dict[str, Any], ref: str) -> dict[str, Any]:
-    """State: inputs, credentials (secret) and the image ref."""
-    return {**pick(props, BLAXEL_CREDENTIAL_FIELDS), **pick(props, FIELDS), "image": ref}
+def image_outputs(p: ImageProps, ref: str) -> dict[str, Any]:
+    """State: inputs and the image ref (pure)."""
+    return {**p.model_dump(), "image": ref}
 
 
-def validate_image_name(name: str) -> str | None:
-    """Why `name` cannot name a sandbox image, or None (pure)."""
-    if not SANDBOX_NAME_PATTERN.fullmatch(name):
-        return "lowercase letters, digits and hyphens, at most 49 characters"
-    return None
-
-
-class ImageProvider(PortableProvider):
+class ImageProvider(CmaProvider):
     """Pushes the image through the SDK's ImageInstance upload flow."""
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        result = check_with(ImageProps, news)
+    props_model = ImageProps
+    # Another name is another image.
+    replace_fields = ("image_name",)
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Any:
+        result = super().check(olds, news)
         name = news.get("image_name")
-        if isinstance(name, str) and (why := validate_image_name(name)):
+        if isinstance(name, str) and (why := sandbox_name_problem(name)):
             result.failures.append(CheckFailure("image_name", why))
         return result
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        return field_diff(olds, news, (*FIELDS, *BLAXEL_CREDENTIAL_FIELDS), REPLACE_FIELDS)
+    def _push(self, p: ImageProps) -> dict[str, Any]:
+        from infra.clients.blaxel_images import push_image
+        from infra.images import load_image
 
-    def _push(self, props: dict[str, Any]) -> dict[str, Any]:
-        p = ImageProps.model_validate(props)
-        image = load_image(p.factory, p.context_dir)
-        live = push_image(blaxel_credentials(props), p.image_name, image, p.memory_mb)
-        return image_outputs(props, image_ref(live, p.image_name))
+        if p.extension:
+            from pathlib import Path
+
+            from infra.worker_image import WorkerImageConfig, build_worker_image
+
+            # The provider runs in the project directory, as the program does.
+            config = WorkerImageConfig.model_validate(p.extension)
+            image = build_worker_image(config, Path.cwd())
+        else:
+            image = load_image(p.factory, p.context_dir)
+        live = push_image(self.blaxel(), p.image_name, image, p.memory_mb)
+        return image_outputs(p, image_ref(live, p.image_name))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         # A push is an upsert on the name, so a retry after a failed push converges.
-        return CreateResult(props["image_name"], self._push(props))
+        p: ImageProps = self.validated(props)
+        return CreateResult(p.image_name, self._push(p))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        if olds.get("digest") == news.get("digest") and olds.get("image"):
-            # Only settings or credentials changed: the pushed content is the same.
-            return UpdateResult({**image_outputs(news, str(olds["image"]))})
-        return UpdateResult(self._push(news))
+        p: ImageProps = self.validated(news)
+        if olds.get("digest") == p.digest and olds.get("image"):
+            # Only settings changed: the pushed content is the same.
+            return UpdateResult(image_outputs(p, str(olds["image"])))
+        return UpdateResult(self._push(p))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from infra.clients import blaxel as bl
+        from infra.clients.errors import NotFound
+
         try:
-            bl.get_sandbox_by_name(blaxel_credentials(props), id_)
+            live = bl.get_sandbox_by_name(self.blaxel(), id_)
         except NotFound:
             return ReadResult("", {})
-        return ReadResult(id_, {**props, "image_name": id_})
+        p: ImageProps = self.validated({**props, "image_name": id_})
+        outs = image_outputs(p, image_ref(live, id_))
+        return ReadResult(id_, outs, inputs=p.model_dump())
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        creds = blaxel_credentials(props)
+        from infra.clients import blaxel as bl
+
+        creds = self.blaxel()
         bl.delete_sandbox_by_name(creds, id_)
         bl.delete_image_by_name(creds, id_)
 
 
-class SandboxImage(Resource):
+class SandboxImage(CmaResource, module="cma", name="SandboxImage"):
     """A Blaxel sandbox image; `image` is the ref to put in a sandbox spec."""
+
+    provider_class = ImageProvider
+    output_names = ("image",)
 
     image: pulumi.Output[str]
     digest: pulumi.Output[str]
-
-    def __init__(
-        self,
-        resource_name: str,
-        props: dict[str, Any],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            ImageProvider(),
-            resource_name,
-            {**props, "image": None},
-            with_secret_outputs(opts, "blaxel_api_key"),
-        )

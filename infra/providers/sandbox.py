@@ -9,49 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CreateResult,
-    ReadResult,
-    Resource,
-    UpdateResult,
-)
+from pulumi.dynamic import CheckFailure, CreateResult, ReadResult, UpdateResult
 
-from infra.clients import blaxel as bl
-from infra.clients.errors import NotFound, error_for_status
-from infra.providers.base import (
-    BLAXEL_CREDENTIAL_FIELDS,
-    PortableProvider,
-    Props,
-    blaxel_credentials,
-    check_with,
-    field_diff,
-    pick,
-    with_defaults,
-    with_secret_outputs,
-)
+from infra.names import owner_of, refuse_foreign, sandbox_name_problem
+from infra.providers.base import CmaProvider, CmaResource, OwnedProps
 
-SANDBOX_NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9-]{0,47}[a-z0-9])?")
-FIELDS = (
-    "sandbox_name",
-    "image",
-    "image_digest",
-    "region",
-    "memory_mb",
-    "port",
-    "preview_name",
-    "labels",
-)
-# Only a new name replaces the sandbox (and so its URL); all else is updated in place.
-REPLACE_FIELDS = ("sandbox_name",)
+if TYPE_CHECKING:
+    from infra.clients.blaxel import BlaxelCredentials
+
 DIGEST_LABEL = "cma-blaxel/image-digest"
+DIGEST_LABEL_LENGTH = 12
+IMPORT_HINT = (
+    "Set {name_key} to another name, or take it over with "
+    "`pulumi config set blaxel:importOrchestratorSandbox true` (or scripts/import-stack)."
+)
 
 
-class SandboxProps(Props):
+class SandboxProps(OwnedProps):
     """Inputs of the orchestrator sandbox."""
 
     sandbox_name: str
@@ -59,18 +36,30 @@ class SandboxProps(Props):
     image_digest: str = ""
     region: str | None = None
     memory_mb: int = 4096
-    port: int = 8080
+    port: int = 8000  # not 80, 443 or 8080: Blaxel reserves them (docs "Sandboxes/Ports")
     preview_name: str = "public"
     labels: dict[str, str] = {}
+    adopt: bool = False  # take over a sandbox of this name that is not marked as ours
+    deploy_timeout_s: float = 300.0  # from customTimeouts
 
 
-def sandbox_payload(props: dict[str, Any]) -> dict[str, Any]:
-    """The sandbox body: image, memory, one HTTP port, no expiration policy (pure)."""
-    p = SandboxProps.model_validate(props)
+def sandbox_labels(p: SandboxProps) -> dict[str, str]:
+    """The labels we set: the user's, the owner mark and the image digest's head (pure)."""
     labels = dict(p.labels)
+    if p.owner:
+        labels.update(p.owner.mark())
     if p.image_digest:
         # Label values are short; the digest's head is enough to make a new push a new spec.
-        labels[DIGEST_LABEL] = p.image_digest.removeprefix("sha256:")[:12]
+        labels[DIGEST_LABEL] = digest_head(p.image_digest)
+    return labels
+
+
+def digest_head(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:DIGEST_LABEL_LENGTH]
+
+
+def sandbox_spec(p: SandboxProps) -> dict[str, Any]:
+    """The sandbox spec: image, memory, one HTTP port, no expiration policy (pure)."""
     spec: dict[str, Any] = {
         "runtime": {
             "image": p.image,
@@ -81,21 +70,39 @@ def sandbox_payload(props: dict[str, Any]) -> dict[str, Any]:
     }
     if p.region:
         spec["region"] = p.region
-    return {"metadata": {"name": p.sandbox_name, "labels": labels}, "spec": spec}
+    return spec
 
 
-def preview_payload(props: dict[str, Any]) -> dict[str, Any]:
+def sandbox_payload(p: SandboxProps) -> dict[str, Any]:
+    """The sandbox body (pure)."""
+    return {
+        "metadata": {"name": p.sandbox_name, "labels": sandbox_labels(p)},
+        "spec": sandbox_spec(p),
+    }
+
+
+def preview_payload(p: SandboxProps) -> dict[str, Any]:
     """The public preview of the sandbox's port, with no expiry (pure)."""
-    p = SandboxProps.model_validate(props)
     return {"metadata": {"name": p.preview_name}, "spec": {"port": p.port, "public": True}}
 
 
 def normalise_url(url: str) -> str:
-    """Preview URLs sometimes come without a scheme; never with a trailing slash (pure)."""
+    """An absolute preview URL from any form Blaxel answers, without a trailing slash (pure).
+
+    `host/path`, `//host/path`, `https://…` and `http://…` are all seen (docs/platform-contract.md,
+    "preview URL"); a scheme-less URL gets https, except on loopback (the emulator serves
+    plain http there).
+    """
     url = url.strip()
     if "://" not in url:
-        url = "https://" + url
+        rest = url.removeprefix("//")
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        scheme = "http" if host in _LOOPBACK_HOSTS or host.startswith("127.") else "https"
+        url = f"{scheme}://{rest}"
     return url.rstrip("/")
+
+
+_LOOPBACK_HOSTS = ("localhost", "::1")
 
 
 def preview_url(preview: dict[str, Any]) -> str | None:
@@ -104,10 +111,10 @@ def preview_url(preview: dict[str, Any]) -> str | None:
     return normalise_url(url) if url else None
 
 
-def preview_matches(preview: dict[str, Any], props: dict[str, Any]) -> bool:
+def preview_matches(preview: dict[str, Any], p: SandboxProps) -> bool:
     """Whether an existing preview is the public one on our port (pure)."""
     spec = preview.get("spec") or {}
-    return spec.get("port") == SandboxProps.model_validate(props).port and bool(spec.get("public"))
+    return spec.get("port") == p.port and bool(spec.get("public"))
 
 
 def find_preview(previews: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
@@ -115,39 +122,67 @@ def find_preview(previews: list[dict[str, Any]], name: str) -> dict[str, Any] | 
     return next((p for p in previews if (p.get("metadata") or {}).get("name") == name), None)
 
 
-def sandbox_outputs(props: dict[str, Any], live: dict[str, Any], url: str) -> dict[str, Any]:
-    """State: inputs, credentials (secret), the preview URL and the sandbox API URL."""
-    return {
-        **pick(props, BLAXEL_CREDENTIAL_FIELDS),
-        **pick(SandboxProps.model_validate(props).model_dump(), FIELDS),
-        "url": url,
-        "sandbox_url": (live.get("metadata") or {}).get("url"),
-        "spec_digest": spec_digest(props),
-    }
+def redeploys(p: SandboxProps) -> dict[str, Any]:
+    """What redeploys the sandbox when it changes: spec and image; labels and owner marks
+    are metadata and restart nothing (pure)."""
+    return {"spec": sandbox_spec(p), "image": digest_head(p.image_digest)}
 
 
-def spec_digest(props: dict[str, Any]) -> str:
-    """A digest of the sandbox spec: the server restarts whenever the sandbox was updated (pure)."""
-    body = json.dumps(sandbox_payload(props), sort_keys=True).encode()
+def spec_digest(p: SandboxProps) -> str:
+    """A digest of `redeploys`: the server restarts when it changed (pure)."""
+    body = json.dumps(redeploys(p), sort_keys=True).encode()
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def validate_sandbox_name(name: str) -> str | None:
-    """Why `name` cannot name a sandbox, or None (pure)."""
-    if not SANDBOX_NAME_PATTERN.fullmatch(name):
-        return "lowercase letters, digits and hyphens, at most 49 characters"
-    return None
+def sandbox_outputs(p: SandboxProps, live: dict[str, Any], url: str) -> dict[str, Any]:
+    """State: inputs, the preview URL, the sandbox API URL and the spec digest (pure)."""
+    return {
+        **p.model_dump(),
+        "url": url,
+        "sandbox_url": (live.get("metadata") or {}).get("url"),
+        "spec_digest": spec_digest(p),
+    }
 
 
-def _ensure_preview(creds: bl.BlaxelCredentials, props: dict[str, Any]) -> str:
-    p = SandboxProps.model_validate(props)
+def live_props(
+    p: SandboxProps, live: dict[str, Any], previews: list[dict[str, Any]]
+) -> SandboxProps:
+    """The inputs that describe the live sandbox, for a refresh to show drift (pure)."""
+    spec = live.get("spec") or {}
+    runtime = spec.get("runtime") or {}
+    ports = runtime.get("ports") or []
+    labels = dict((live.get("metadata") or {}).get("labels") or {})
+    head = labels.pop(DIGEST_LABEL, "")
+    found = owner_of(labels)
+    for key in p.owner.mark() if p.owner else {}:
+        labels.pop(key, None)
+    preview = find_preview(previews, p.preview_name)
+    return p.model_copy(
+        update={
+            "image": runtime.get("image", p.image),
+            "image_digest": p.image_digest if head == digest_head(p.image_digest) else head,
+            "region": spec.get("region", p.region),
+            "memory_mb": runtime.get("memory", p.memory_mb),
+            "port": ports[0].get("target", p.port) if ports else p.port,
+            # A preview gone (or changed) behind our back: "" differs, so `up` recreates it.
+            "preview_name": p.preview_name if preview and preview_matches(preview, p) else "",
+            "labels": labels,
+            "owner": found,
+        }
+    )
+
+
+def _ensure_preview(creds: BlaxelCredentials, p: SandboxProps) -> str:
+    from infra.clients import blaxel as bl
+    from infra.clients.errors import error_for_status
+
     previews = bl.list_previews(creds, p.sandbox_name)
     current = find_preview(previews, p.preview_name)
-    if current is not None and not preview_matches(current, props):
+    if current is not None and not preview_matches(current, p):
         bl.delete_preview(creds, p.sandbox_name, p.preview_name)  # changed behind our back
         current = None
     if current is None:
-        current = bl.create_preview(creds, p.sandbox_name, preview_payload(props))
+        current = bl.create_preview(creds, p.sandbox_name, preview_payload(p))
     url = preview_url(current)
     if url is None:
         current = find_preview(bl.list_previews(creds, p.sandbox_name), p.preview_name) or {}
@@ -157,64 +192,87 @@ def _ensure_preview(creds: bl.BlaxelCredentials, props: dict[str, Any]) -> str:
     return url
 
 
-class SandboxProvider(PortableProvider):
-    """Upserts the sandbox by name, then its public preview."""
+class SandboxProvider(CmaProvider):
+    """Upserts the sandbox by name (ours only), then its public preview."""
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        result = check_with(SandboxProps, news)
+    props_model = SandboxProps
+    not_diffed = frozenset({"adopt", "name_key", "deploy_timeout_s"})
+    # Only a new name replaces the sandbox (and so its URL); all else is updated in place.
+    replace_fields = ("sandbox_name",)
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Any:
+        result = super().check(olds, news)
         name = news.get("sandbox_name")
-        if isinstance(name, str) and (why := validate_sandbox_name(name)):
+        if isinstance(name, str) and (why := sandbox_name_problem(name)):
             result.failures.append(CheckFailure("sandbox_name", why))
         return result
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        wanted = {**news, **pick(with_defaults(SandboxProps, news), FIELDS)}
-        return field_diff(olds, wanted, (*FIELDS, *BLAXEL_CREDENTIAL_FIELDS), REPLACE_FIELDS)
+    def _upsert(self, p: SandboxProps, creating: bool) -> dict[str, Any]:
+        from infra.clients import blaxel as bl
+        from infra.clients.errors import NotFound
 
-    def _upsert(self, props: dict[str, Any]) -> dict[str, Any]:
-        creds = blaxel_credentials(props)
-        payload = sandbox_payload(props)
-        name = payload["metadata"]["name"]
+        creds = self.blaxel()
+        payload = sandbox_payload(p)
         try:
-            bl.get_sandbox_by_name(creds, name)
-            bl.update_sandbox_spec(creds, name, payload)
+            live = bl.get_sandbox_by_name(creds, p.sandbox_name)
         except NotFound:
             bl.create_sandbox_from_spec(creds, payload)
-        live = bl.wait_sandbox_deployed(creds, name)
-        return sandbox_outputs(props, live, _ensure_preview(creds, props))
+        else:
+            found = owner_of((live.get("metadata") or {}).get("labels"))
+            if creating and p.owner and not p.adopt and found != p.owner:
+                hint = IMPORT_HINT.format(name_key=p.name_key or "the name")
+                raise refuse_foreign("sandbox", p.sandbox_name, found, p.owner, hint)
+            bl.update_sandbox_spec(creds, p.sandbox_name, payload)
+        live = bl.wait_sandbox_deployed(creds, p.sandbox_name, timeout_s=p.deploy_timeout_s)
+        return sandbox_outputs(p, live, _ensure_preview(creds, p))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        # Upsert by name: a sandbox left by an earlier failed run is adopted, not duplicated.
-        return CreateResult(props["sandbox_name"], self._upsert(props))
+        # Upsert by name: our sandbox left by an earlier failed run is adopted, not duplicated.
+        p: SandboxProps = self.validated(props)
+        return CreateResult(p.sandbox_name, self._upsert(p, creating=True))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        outs = self._upsert(news)
+        from infra.clients import blaxel as bl
+
+        p: SandboxProps = self.validated(news)
+        outs = self._upsert(p, creating=False)
+        try:
+            old = self.validated(olds)
+        except ValueError:
+            old = None
+        if old and olds.get("spec_digest") and redeploys(old) == redeploys(p):
+            # Nothing that redeploys the sandbox changed: the server keeps running as it is.
+            outs["spec_digest"] = olds["spec_digest"]
         old_preview = olds.get("preview_name")
-        wanted = SandboxProps.model_validate(news)
-        if old_preview and old_preview != wanted.preview_name:
-            bl.delete_preview(blaxel_credentials(news), wanted.sandbox_name, str(old_preview))
+        if old_preview and old_preview != p.preview_name:
+            bl.delete_preview(self.blaxel(), p.sandbox_name, str(old_preview))
         return UpdateResult(outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        creds = blaxel_credentials(props)
+        from infra.clients import blaxel as bl
+        from infra.clients.errors import NotFound
+
+        creds = self.blaxel()
         try:
             live = bl.get_sandbox_by_name(creds, id_)
             previews = bl.list_previews(creds, id_)
         except NotFound:
             return ReadResult("", {})
-        runtime = (live.get("spec") or {}).get("runtime") or {}
-        current = {
-            **props,
-            "sandbox_name": id_,
-            "image": runtime.get("image", props.get("image")),
-            "memory_mb": runtime.get("memory", props.get("memory_mb")),
-        }
-        preview = find_preview(previews, str(props.get("preview_name") or "public"))
-        url = preview_url(preview) if preview else None
-        return ReadResult(id_, sandbox_outputs(current, live, url or ""))
+        p: SandboxProps = self.validated({**props, "sandbox_name": id_})
+        current = live_props(p, live, previews)
+        preview = find_preview(previews, p.preview_name)
+        # A missing preview keeps the last URL (never ""), so dependents stay valid until
+        # the next `up` recreates it.
+        url = (preview_url(preview) if preview else None) or str(props.get("url") or "")
+        outs = sandbox_outputs(current, live, url)
+        outs["spec_digest"] = props.get("spec_digest") or outs["spec_digest"]
+        return ReadResult(id_, outs, inputs=current.model_dump())
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        creds = blaxel_credentials(props)
+        from infra.clients import blaxel as bl
+        from infra.clients.errors import NotFound
+
+        creds = self.blaxel()
         try:
             previews = bl.list_previews(creds, id_)
         except NotFound:
@@ -226,23 +284,13 @@ class SandboxProvider(PortableProvider):
         bl.delete_sandbox_by_name(creds, id_)
 
 
-class OrchestratorSandbox(Resource):
+class OrchestratorSandbox(CmaResource, module="cma", name="OrchestratorSandbox"):
     """The orchestrator's sandbox; `url` is its public preview URL (stable across updates)."""
+
+    provider_class = SandboxProvider
+    output_names = ("url", "sandbox_url", "spec_digest")
 
     url: pulumi.Output[str]
     sandbox_url: pulumi.Output[str]
     sandbox_name: pulumi.Output[str]
     spec_digest: pulumi.Output[str]
-
-    def __init__(
-        self,
-        resource_name: str,
-        props: dict[str, Any],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            SandboxProvider(),
-            resource_name,
-            {**props, "url": None, "sandbox_url": None, "spec_digest": None},
-            with_secret_outputs(opts, "blaxel_api_key"),
-        )

@@ -10,33 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from infra.clients import blaxel as bl
-from infra.clients.errors import NotFound, Transient
-from infra.clients.orchestrator import wait_until_ok
-from infra.providers.base import (
-    BLAXEL_CREDENTIAL_FIELDS,
-    PortableProvider,
-    Props,
-    blaxel_credentials,
-    check_with,
-    field_diff,
-    pick,
-    with_defaults,
-    with_secret_outputs,
-)
+from infra.providers.base import CmaProvider, CmaResource, Props
 
-FIELDS = (
-    "sandbox_name",
-    "sandbox_spec_digest",
-    "url",
-    "settings",
-    "secrets",
-    "image_digest",
-    "command",
-    "working_dir",
-)
 # Without these the server runs but is not ready (DESIGN §2): /ready is awaited only with both.
 READY_SECRETS = ("ORCH_ENVIRONMENT_KEY", "ORCH_WEBHOOK_SIGNING_SECRET")
 PROCESS_PREFIX = "orchestrator-r"
@@ -54,7 +31,7 @@ class ServerProps(Props):
     sandbox_spec_digest: str = ""
     command: str = "python -m orchestrator_app"
     working_dir: str = "/app"
-    health_timeout_s: float = 120.0
+    health_timeout_s: float = 120.0  # from customTimeouts
 
 
 def process_name(revision: int) -> str:
@@ -62,22 +39,20 @@ def process_name(revision: int) -> str:
     return f"{PROCESS_PREFIX}{revision}"
 
 
-def process_env(props: dict[str, Any]) -> dict[str, str]:
+def process_env(p: ServerProps) -> dict[str, str]:
     """Settings plus the secrets that are set; a missing secret is left out (pure)."""
-    p = ServerProps.model_validate(props)
     env = {k: str(v) for k, v in p.settings.items()}
     env.update({k: v for k, v in p.secrets.items() if v})
     return env
 
 
-def process_payload(props: dict[str, Any], revision: int) -> dict[str, Any]:
+def process_payload(p: ServerProps, revision: int) -> dict[str, Any]:
     """The process request: detached, kept alive, no time limit, restarted on failure (pure)."""
-    p = ServerProps.model_validate(props)
     return {
         "name": process_name(revision),
         "command": p.command,
         "workingDir": p.working_dir,
-        "env": process_env(props),
+        "env": process_env(p),
         "waitForCompletion": False,
         "keepAlive": True,
         "timeout": 0,  # 0: no limit (keepAlive alone would stop it after 600 s)
@@ -86,40 +61,36 @@ def process_payload(props: dict[str, Any], revision: int) -> dict[str, Any]:
     }
 
 
-def expects_ready(props: dict[str, Any]) -> bool:
+def expects_ready(p: ServerProps) -> bool:
     """Whether every secret `/ready` needs is set (pure)."""
-    secrets = ServerProps.model_validate(props).secrets
-    return all(secrets.get(name) for name in READY_SECRETS)
+    return all(p.secrets.get(name) for name in READY_SECRETS)
 
 
-def server_outputs(props: dict[str, Any], revision: int) -> dict[str, Any]:
-    """State: inputs (secrets secret), the revision and the process it runs as."""
-    p = ServerProps.model_validate(props)
+def server_outputs(p: ServerProps, revision: int) -> dict[str, Any]:
+    """State: inputs (secrets secret), the revision and the process it runs as (pure)."""
     return {
-        **pick(props, BLAXEL_CREDENTIAL_FIELDS),
-        **pick(p.model_dump(), FIELDS),
+        **p.model_dump(),
         "revision": revision,
         "process": process_name(revision),
-        "ready": expects_ready(props),
+        "ready": expects_ready(p),
     }
 
 
-class ServerProvider(PortableProvider):
+class ServerProvider(CmaProvider):
     """Starts, restarts and stops the orchestrator process through the sandbox API."""
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        return check_with(ServerProps, news)
+    props_model = ServerProps
+    not_diffed = frozenset({"health_timeout_s"})
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        wanted = {**news, **pick(with_defaults(ServerProps, news), FIELDS)}
-        return field_diff(olds, wanted, (*FIELDS, *BLAXEL_CREDENTIAL_FIELDS))
+    def _start(self, p: ServerProps, revision: int) -> dict[str, Any]:
+        from infra.clients import blaxel as bl
+        from infra.clients.errors import Transient
+        from infra.clients.orchestrator import wait_until_ok
 
-    def _start(self, props: dict[str, Any], revision: int) -> dict[str, Any]:
-        p = ServerProps.model_validate(props)
-        creds = blaxel_credentials(props)
-        bl.wait_sandbox_deployed(creds, p.sandbox_name)
+        creds = self.blaxel()
+        bl.wait_sandbox_deployed(creds, p.sandbox_name, timeout_s=p.health_timeout_s)
         name = process_name(revision)
-        bl.start_process(creds, p.sandbox_name, process_payload(props, revision))
+        bl.start_process(creds, p.sandbox_name, process_payload(p, revision))
 
         def still_running() -> None:
             state = bl.get_process(creds, p.sandbox_name, name)
@@ -130,66 +101,68 @@ class ServerProvider(PortableProvider):
                 )
 
         wait_until_ok(f"{p.url}/health", p.health_timeout_s, still_running=still_running)
-        if expects_ready(props):
+        if expects_ready(p):
             wait_until_ok(f"{p.url}/ready", p.health_timeout_s, still_running=still_running)
-        return server_outputs(props, revision)
+        return server_outputs(p, revision)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        p = ServerProps.model_validate(props)
-        creds = blaxel_credentials(props)
+        p: ServerProps = self.validated(props)
         # A process left by an earlier failed run holds the port: stop every revision we ran.
-        _stop_all(creds, p.sandbox_name)
-        return CreateResult(p.sandbox_name, self._start(props, 1))
+        _stop_all(self.blaxel(), p.sandbox_name)
+        return CreateResult(p.sandbox_name, self._start(p, 1))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        p: ServerProps = self.validated(news)
         old_revision = int(olds.get("revision") or 0)
-        old_sandbox = str(olds.get("sandbox_name") or news["sandbox_name"])
-        creds = blaxel_credentials(news)
-        _stop(creds, old_sandbox, process_name(old_revision))
-        return UpdateResult(self._start(news, old_revision + 1))
+        old_sandbox = str(olds.get("sandbox_name") or p.sandbox_name)
+        _stop(self.blaxel(), old_sandbox, process_name(old_revision))
+        return UpdateResult(self._start(p, old_revision + 1))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from infra.clients import blaxel as bl
+        from infra.clients.errors import NotFound
+
         name = str(props.get("process") or "")
         try:
-            state = bl.get_process(blaxel_credentials(props), id_, name) if name else {}
+            state = bl.get_process(self.blaxel(), id_, name) if name else {}
         except NotFound:
             state = {}
         if state.get("status") not in ("running", "starting"):
             return ReadResult("", {})
-        return ReadResult(id_, props)
+        p: ServerProps = self.validated(props)
+        return ReadResult(
+            id_,
+            {**props, **server_outputs(p, int(props.get("revision") or 1))},
+            inputs=p.model_dump(),
+        )
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        _stop(blaxel_credentials(props), id_, str(props.get("process") or ""))
+        _stop(self.blaxel(), id_, str(props.get("process") or ""))
 
 
-def _stop(creds: bl.BlaxelCredentials, sandbox: str, name: str) -> None:
+def _stop(creds: Any, sandbox: str, name: str) -> None:
+    from infra.clients import blaxel as bl
+
     if not name:
         return
     bl.kill_process(creds, sandbox, name)
     bl.wait_process_stopped(creds, sandbox, name)
 
 
-def _stop_all(creds: bl.BlaxelCredentials, sandbox: str) -> None:
+def _stop_all(creds: Any, sandbox: str) -> None:
+    from infra.clients import blaxel as bl
+
     for name in bl.list_process_names(creds, sandbox):
         if name.startswith(PROCESS_PREFIX):
             _stop(creds, sandbox, name)
 
 
-class OrchestratorServer(Resource):
+class OrchestratorServer(CmaResource, module="cma", name="OrchestratorServer"):
     """The orchestrator process; `revision` goes up by one at every restart."""
+
+    provider_class = ServerProvider
+    output_names = ("revision", "process", "ready")
+    secret_output_names = ("secrets",)
 
     revision: pulumi.Output[int]
     process: pulumi.Output[str]
-
-    def __init__(
-        self,
-        resource_name: str,
-        props: dict[str, Any],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            ServerProvider(),
-            resource_name,
-            {**props, "revision": None, "process": None, "ready": None},
-            with_secret_outputs(opts, "blaxel_api_key", "secrets"),
-        )

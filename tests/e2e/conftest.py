@@ -7,6 +7,7 @@ share nothing and can run in any order.
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,19 @@ from typing import Any
 
 import pytest
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from scripts.engine import REPO_ROOT, PulumiProject, offline_env
 from scripts.local_stack import LOCAL_PASSPHRASE, do_console_steps, point_at_emulator
 
-PROJECT_PARTS = ("Pulumi.yaml", "requirements.txt", "infra", "orchestrator_app", "worker")
+PROJECT_PARTS = (
+    "Pulumi.yaml",
+    "__main__.py",
+    "requirements.txt",
+    "infra",
+    "orchestrator_app",
+    "worker",
+)
 STACK = "e2e"
 
 
@@ -57,17 +66,20 @@ class EndToEnd:
         return self.project.outputs()
 
 
-def copy_project(destination: Path) -> Path:
+def copy_project(destination: Path, source_root: Path = REPO_ROOT) -> Path:
+    """A checkout of the project at `destination`, with its `.venv` (a link to ours), as
+    Pulumi.yaml's `virtualenv: .venv` expects."""
     destination.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for part in PROJECT_PARTS:
-        source = REPO_ROOT / part
+        source = source_root / part
         if source.is_dir():
             shutil.copytree(source, destination / part, ignore=ignore)
-        else:
+        elif source.exists():
             shutil.copy(source, destination / part)
+    (destination / ".venv").symlink_to(Path(sys.executable).parent.parent)
     # The committed local stack's settings (and its passphrase salt) for this test stack.
-    shutil.copy(REPO_ROOT / "Pulumi.local.yaml", destination / f"Pulumi.{STACK}.yaml")
+    shutil.copy(source_root / "Pulumi.local.yaml", destination / f"Pulumi.{STACK}.yaml")
     return destination
 
 
@@ -84,7 +96,7 @@ def make_end_to_end(server: EmulatorServer, tmp: Path) -> EndToEnd:
 
 @pytest.fixture
 def e2e(tmp_path: Path) -> Iterator[EndToEnd]:
-    with EmulatorServer(data_dir=tmp_path / "emulator") as server:
+    with EmulatorServer(data_dir=tmp_path / "emulator", timing=fast_timing()) as server:
         end_to_end = make_end_to_end(server, tmp_path)
         try:
             yield end_to_end

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import anthropic
 import httpx
 import pytest
 
+from emulator.config import fast_timing
 from emulator.faults import FaultRule
 from emulator.server import EmulatorServer
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[EmulatorServer]:
-    with EmulatorServer() as running:
+    with EmulatorServer(timing=fast_timing()) as running:
         yield running
 
 
@@ -61,3 +67,179 @@ def test_the_clock_moves_both_platforms_forward(server: EmulatorServer) -> None:
     assert answer.status_code == 200
     assert (server.emulator.anthropic.clock.now() - before).total_seconds() >= 3600
     assert server.emulator.blaxel.clock_offset >= 3600
+
+
+def _headers(server: EmulatorServer) -> dict[str, str]:
+    return {
+        "X-Blaxel-Authorization": f"Bearer {server.config.blaxel_api_key}",
+        "X-Blaxel-Workspace": server.config.blaxel_workspace,
+    }
+
+
+def test_clock_reset_returns_both_platforms_to_real_time(server: EmulatorServer) -> None:
+    controls = server.config.public_base_url + "/_emulator"
+    httpx.post(controls + "/clock", json={"seconds": 7200})
+
+    answer = httpx.delete(controls + "/clock")
+    now = datetime.now(UTC)
+
+    assert answer.status_code == 200
+    assert abs((server.emulator.anthropic.clock.now() - now).total_seconds()) < 5
+    assert abs(server.emulator.blaxel.now() - time.time()) < 5
+
+
+def test_a_dropped_answer_applies_the_request_and_closes_the_connection(
+    server: EmulatorServer,
+) -> None:
+    server.emulator.reset()
+    server.emulator.faults.add(
+        FaultRule(method="POST", path_pattern=r"/blaxel/v0/sandboxes$", action="drop_answer")
+    )
+    body = {"metadata": {"name": "dropped"}, "spec": {"runtime": {"memory": 4096}}}
+
+    with pytest.raises(httpx.TransportError):
+        httpx.post(
+            server.config.blaxel_base_url + "/sandboxes", json=body, headers=_headers(server)
+        )
+    again = httpx.post(
+        server.config.blaxel_base_url + "/sandboxes", json=body, headers=_headers(server)
+    )
+
+    assert server.emulator.blaxel.live_resources()["sandboxes"] == ["dropped"]
+    assert again.status_code == 409
+    assert again.json()["code"] == "SANDBOX_ALREADY_EXISTS"
+    server.emulator.reset()
+
+
+def test_a_fault_aimed_at_one_sandbox_spares_the_others(server: EmulatorServer) -> None:
+    server.emulator.reset()
+    for name in ("aimed", "spared"):
+        body = {"metadata": {"name": name}, "spec": {}}
+        httpx.post(
+            server.config.blaxel_base_url + "/sandboxes", json=body, headers=_headers(server)
+        )
+    server.emulator.faults.add(
+        FaultRule(method="GET", path_pattern="/blaxel/", sandbox="aimed", status=503, times=5)
+    )
+
+    aimed = httpx.get(server.config.blaxel_base_url + "/sandboxes/aimed", headers=_headers(server))
+    spared = httpx.get(
+        server.config.blaxel_base_url + "/sandboxes/spared", headers=_headers(server)
+    )
+
+    assert aimed.status_code == 503
+    assert spared.status_code == 200
+    server.emulator.reset()
+
+
+def test_an_unknown_fault_action_is_refused(server: EmulatorServer) -> None:
+    answer = httpx.post(
+        server.config.public_base_url + "/_emulator/faults",
+        json={"method": "*", "path_pattern": ".", "action": "explode"},
+    )
+
+    assert answer.status_code == 400
+    assert "action must be one of" in answer.json()["error"]
+
+
+def test_timing_is_configurable_over_http_and_refuses_unknown_names(
+    server: EmulatorServer,
+) -> None:
+    controls = server.config.public_base_url + "/_emulator"
+
+    changed = httpx.post(controls + "/timing", json={"sandbox_deploy_s": 0.01})
+    refused = httpx.post(controls + "/timing", json={"warp": 1})
+
+    assert changed.json()["sandbox_deploy_s"] == 0.01
+    assert refused.status_code == 400
+    assert "unknown timing 'warp'" in refused.json()["error"]
+    server.emulator.reset()
+    assert server.config.timing.sandbox_deploy_s == 0.05  # the fixture's fast_timing
+
+
+def test_sandbox_fault_controls_fail_recreate_and_standby(server: EmulatorServer) -> None:
+    server.emulator.reset()
+    server.config.timing.update(sandbox_deploy_s=0)
+    body = {"metadata": {"name": "victim"}, "spec": {}}
+    httpx.post(server.config.blaxel_base_url + "/sandboxes", json=body, headers=_headers(server))
+    controls = server.config.public_base_url + "/_emulator/blaxel/sandboxes/victim"
+    sandbox_api = server.emulator.blaxel.sandbox_url("victim")
+    httpx.put(sandbox_api + "/filesystem/tmp/note", json={"content": "x"}, headers=_headers(server))
+
+    recreated = httpx.post(controls + "/recreate")
+    note = httpx.get(sandbox_api + "/filesystem/tmp/note", headers=_headers(server))
+    httpx.post(controls + "/standby")
+    first = httpx.get(sandbox_api + "/filesystem/", headers=_headers(server))
+    second = httpx.get(sandbox_api + "/filesystem/", headers=_headers(server))
+    failed = httpx.post(controls + "/fail")
+
+    assert recreated.json()["status"] == "DEPLOYED"
+    assert note.status_code == 404
+    assert (first.status_code, second.status_code) == (503, 200)
+    assert failed.json()["status"] == "FAILED"
+    server.emulator.reset()
+
+
+def test_an_emulator_bug_is_recorded_and_answered_in_the_platform_shape(
+    server: EmulatorServer,
+) -> None:
+    server.emulator.reset()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("bug")
+
+    original = server.emulator.blaxel.list_sandboxes
+    setattr(server.emulator.blaxel, "list_sandboxes", broken)  # noqa: B010
+    try:
+        answer = httpx.get(server.config.blaxel_base_url + "/sandboxes", headers=_headers(server))
+    finally:
+        setattr(server.emulator.blaxel, "list_sandboxes", original)  # noqa: B010
+    recorded = list(server.emulator.unexpected_errors)
+    server.emulator.reset()  # else stopping the server fails this module
+
+    assert answer.status_code == 500
+    assert answer.json()["message"] == "emulator bug"
+    assert recorded and "KeyError" in recorded[0]
+
+
+def test_the_work_secret_mode_is_set_over_http_and_checked(server: EmulatorServer) -> None:
+    server.emulator.reset()
+    with anthropic.Anthropic(
+        api_key=server.config.anthropic_api_key, base_url=server.config.anthropic_base_url
+    ) as client:
+        environment = client.beta.environments.create(name="e", config={"type": "self_hosted"})
+    controls = server.config.public_base_url + "/_emulator/anthropic/environments"
+
+    set_ = httpx.post(f"{controls}/{environment.id}/work_secret", json={"mode": "absent"})
+    bad = httpx.post(f"{controls}/{environment.id}/work_secret", json={"mode": "often"})
+    unknown = httpx.post(f"{controls}/env_nope/work_secret", json={"mode": "full"})
+
+    assert set_.json() == {"mode": "absent"}
+    assert server.emulator.anthropic.work_secret_modes[environment.id] == "absent"
+    assert bad.status_code == 400 and "mode: must be one of" in bad.json()["error"]
+    assert unknown.status_code == 404
+    server.emulator.reset()
+
+
+def test_python_m_emulator_takes_the_sandbox_deploy_latency() -> None:
+    """For the benchmark: `python -m emulator --sandbox-deploy-s S` sets the creation latency."""
+    command = [sys.executable, "-m", "emulator", "--fast", "--sandbox-deploy-s", "0.6"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            config = json.loads(process.stdout.readline())
+            headers = {
+                "X-Blaxel-Authorization": f"Bearer {config['blaxel_api_key']}",
+                "X-Blaxel-Workspace": config["blaxel_workspace"],
+            }
+            body = {"metadata": {"name": "timed"}, "spec": {}}
+            url = config["blaxel_base_url"] + "/sandboxes"
+            created = httpx.post(url, json=body, headers=headers)
+            time.sleep(0.8)
+            later = httpx.get(url + "/timed", headers=headers)
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+    assert created.json()["status"] == "DEPLOYING"
+    assert later.json()["status"] == "DEPLOYED"

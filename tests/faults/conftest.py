@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from tests.orchestrator_app.emulated import Stack, make_stack, push_worker_image
 
@@ -82,7 +83,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(scope="session")
 def orchestrator_emulator() -> Iterator[EmulatorServer]:
     """One emulator for the suite's orchestrator tests (each makes its own environment)."""
-    server = EmulatorServer().start()
+    server = EmulatorServer(timing=fast_timing()).start()
     server.emulator.anthropic.webhook_retry_delays = (0.05, 0.1, 0.2)
     try:
         yield server

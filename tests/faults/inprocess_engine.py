@@ -14,7 +14,7 @@ from typing import Any
 
 import dill
 import pulumi
-from pulumi.dynamic import ResourceProvider
+from pulumi.dynamic import Config, ConfigureRequest, ResourceProvider
 from pulumi.runtime import rpc
 
 from infra.components.stack import CmaBlaxelStack, CmaBlaxelStackArgs
@@ -34,8 +34,11 @@ def unwrap_secrets(value: Any) -> Any:
     return value
 
 
-def load_provider(serialized: str) -> ResourceProvider:
+def load_provider(serialized: str, config: dict[str, Any] | None = None) -> ResourceProvider:
+    """The provider as the provider host makes it: unpickled, then configured with the stack
+    config (where providers read their credentials)."""
     provider: ResourceProvider = dill.loads(base64.b64decode(serialized))
+    provider.configure(ConfigureRequest(Config(dict(config or {}), "cma-blaxel")))
     return provider
 
 
@@ -57,6 +60,7 @@ class InProcessEngine(pulumi.runtime.Mocks):
     state: dict[str, StateEntry] = field(default_factory=dict)
     ops: list[str] = field(default_factory=list)
     failure: BaseException | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the last up's stack config
     _idle: threading.Condition = field(default_factory=threading.Condition)
     _in_flight: int = 0
 
@@ -64,7 +68,7 @@ class InProcessEngine(pulumi.runtime.Mocks):
         if not args.custom or PROVIDER_KEY not in args.inputs:
             return f"{args.name}-id", dict(args.inputs)  # a component: nothing to do
         news = unwrap_secrets(dict(args.inputs))
-        provider = load_provider(news[PROVIDER_KEY])
+        provider = load_provider(news[PROVIDER_KEY], self.config)
         with self._idle:
             if self.failure is not None:
                 raise UpFailed(f"{args.name}: skipped after an earlier failure")
@@ -99,7 +103,14 @@ class InProcessEngine(pulumi.runtime.Mocks):
             diff = provider.diff(old.id, old.outs, news)
             if not diff.changes:
                 return old.id, {**news, **old.outs}
-            if diff.replaces:
+            if diff.replaces and diff.delete_before_replace:
+                self.ops.append(f"delete-replaced {name}")
+                provider.delete(old.id, old.outs)
+                self.state.pop(name)
+                self.ops.append(f"create-replacement {name}")
+                created = provider.create(news)
+                entry = StateEntry(str(created.id), dict(created.outs or {}), news[PROVIDER_KEY])
+            elif diff.replaces:
                 self.ops.append(f"create-replacement {name}")
                 created = provider.create(news)
                 self.ops.append(f"delete-replaced {name}")
@@ -119,6 +130,7 @@ class InProcessEngine(pulumi.runtime.Mocks):
         """One `pulumi up` of the project's program with stack config `values`; UpFailed (with
         the first step's error as cause) when a step failed."""
         self.failure = None
+        self.config = dict(values)
         config = load_stack_config(values, {})
         pulumi.runtime.set_mocks(self, project="cma-blaxel", stack="faults", preview=False)
 
@@ -150,4 +162,4 @@ class InProcessEngine(pulumi.runtime.Mocks):
         """Delete what the state holds, dependents first (the reverse of creation order)."""
         for name in reversed(list(self.state)):
             entry = self.state.pop(name)
-            load_provider(entry.provider).delete(entry.id, entry.outs)
+            load_provider(entry.provider, self.config).delete(entry.id, entry.outs)

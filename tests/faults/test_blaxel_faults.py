@@ -1,6 +1,7 @@
 """Blaxel failing (5xx, slow gateway timeouts) at each call of a worker's start: the session is
-still served, or its work is stopped (or left unclaimed) with the reason logged and served once
-Blaxel recovers. Never lost, never two workers."""
+still served, or its work is left (unclaimed, or claimed and never stopped: a stop before the
+first heartbeat can strand the session) with the reason logged, for the recovery poll to serve
+once Blaxel recovers and the lease lapses. Never lost, never stopped, never two workers."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ CREATE = r"^/blaxel/v0/sandboxes$"
 STATUS = r"^/blaxel/v0/sandboxes/w-"
 REACH = r"^/blaxel/sandboxes/w-[^/]+/process$"  # GET: the sandbox API's process list
 START = r"^/blaxel/sandboxes/w-[^/]+/process$"  # POST: the worker process
-STOPPED_WITH_REASON = "stopped with a logged reason"
+LEFT_WITH_REASON = "left to be reclaimed, with a logged reason"
 
 
 @dataclass(frozen=True)
@@ -42,28 +43,28 @@ CASES = {
     "sandbox API 500 until Blaxel recovers": Case("GET", REACH, 500, 100, down_until_logged=True),
     "worker start 503 twice": Case("POST", START, 503, 2),
     "worker start 504 after 2 s": Case("POST", START, 504, 1, delay_s=2.0),
-    "worker start 500 every time": Case("POST", START, 500, 100, expect=STOPPED_WITH_REASON),
+    "worker start 500 every time": Case("POST", START, 500, 100, expect=LEFT_WITH_REASON),
 }
 
-STOPPED = "claimed work cannot be served; stopping it"
+LEFT = "worker start failed; the claimed work is left to be reclaimed"
 NOT_READY = "worker sandbox not ready"
 
 
-def stopped_with_reason(stack: Stack, orchestrator: Orchestrator, session_id: str) -> bool:
+def left_with_reason(stack: Stack, orchestrator: Orchestrator, session_id: str) -> bool:
     items = [i for i in stack.server.emulator.anthropic.work_items.values()]
-    stopped = [i.state for i in items if i.session_id == session_id] == ["stopped"]
+    claimed = [i.state for i in items if i.session_id == session_id] == ["starting"]
     logged = any(
-        e.get("msg") == STOPPED and e.get("session_id") == session_id and e.get("reason")
+        e.get("msg") == LEFT and e.get("session_id") == session_id and e.get("reason")
         for e in orchestrator.log_entries()
     )
-    return stopped and logged
+    return claimed and logged
 
 
 def outcome(stack: Stack, orchestrator: Orchestrator, session_id: str) -> str | None:
     if stack.worker_starts(session_id):
         return "served"
-    if stopped_with_reason(stack, orchestrator, session_id):
-        return STOPPED_WITH_REASON
+    if left_with_reason(stack, orchestrator, session_id):
+        return LEFT_WITH_REASON
     return None
 
 

@@ -12,7 +12,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from pulumi.dynamic import Config, ConfigureRequest
 
+from emulator.config import fast_timing
 from emulator.faults import FaultRule
 from emulator.server import EmulatorServer
 from infra.images import image_digest, load_image
@@ -24,7 +26,7 @@ FACTORY = "orchestrator_app.image:orchestrator_image"
 
 @pytest.fixture
 def server() -> Iterator[EmulatorServer]:
-    with EmulatorServer() as running:
+    with EmulatorServer(timing=fast_timing()) as running:
         yield running
 
 
@@ -35,19 +37,24 @@ def test_an_image_push_with_one_failed_status_poll_finishes_promptly(
     c = server.config
     name = f"img-{uuid.uuid4().hex[:8]}"
     props = {
-        "blaxel_base_url": c.blaxel_base_url,
-        "blaxel_workspace": c.blaxel_workspace,
-        "blaxel_api_key": c.blaxel_api_key,
         "image_name": name,
         "factory": FACTORY,
         "context_dir": "orchestrator_app",
         "digest": image_digest(load_image(FACTORY, "")),
         "memory_mb": 2048,
     }
+    # Credentials come from the stack config, as the provider host passes it to configure().
+    provider = ImageProvider()
+    stack_config = {
+        "blaxel:baseUrl": c.blaxel_base_url,
+        "blaxel:workspace": c.blaxel_workspace,
+        "blaxel:apiKey": c.blaxel_api_key,
+    }
+    provider.configure(ConfigureRequest(Config(stack_config, "cma-blaxel")))
     rule = server.emulator.faults.add(FaultRule("GET", rf"^/blaxel/v0/sandboxes/{name}$", 503))
     fault_report.faults_injected += 1
     try:
-        created = ImageProvider().create(props)
+        created = provider.create(props)
     finally:
         assert rule.hits == 1
     assert (created.outs or {})["image"].startswith(f"local/sandbox/{name}:")

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from tests.faults.conftest import FaultReport
 from tests.faults.injection import Step, StepInjector, install
@@ -37,7 +38,7 @@ CHANGES = ("create", "update", "create-replacement", "delete-replaced")
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[EmulatorServer]:
-    with EmulatorServer() as running:
+    with EmulatorServer(timing=fast_timing()) as running:
         yield running
 
 

@@ -54,6 +54,8 @@ class StackMocks(pulumi.runtime.Mocks):
             outs.update(endpoint_id="", signing_secret=outs.get("signing_secret") or "whsec_api")
         elif name.endswith("-server"):
             outs.update(revision=1, process="orchestrator-r1")
+        elif name.endswith("-status-token"):
+            outs.update(token="generated-token")
         return f"{name}-id", outs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
@@ -147,12 +149,66 @@ def test_sandbox_outlives_nothing_so_the_public_endpoint_goes_first(
         assert any(d.endswith(f"::{other}") for d in deps), other
 
 
-def test_credentials_are_secret_inputs_and_outputs(registrations: dict[str, Registration]) -> None:
+def test_no_resource_takes_a_credential_or_base_url_input(
+    registrations: dict[str, Registration], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Providers read them from the stack config at call time; only the server gets the
+    Blaxel key and the URLs, as its own settings (secret)."""
+    seen_inputs: dict[str, set[str]] = {}
+    original = StackMocks.new_resource
+
+    def record(self: Any, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        seen_inputs[args.name] = set(args.inputs)
+        return original(self, args)
+
+    monkeypatch.setattr(StackMocks, "new_resource", record)
     _run({})
-    env = registrations["cma-platform-environment"]
-    assert "anthropic_api_key" in env.secret_inputs and "anthropic_api_key" in env.secret_outputs
-    sandbox = registrations["cma-orchestrator-sandbox"]
-    assert "blaxel_api_key" in sandbox.secret_inputs and "blaxel_api_key" in sandbox.secret_outputs
+    forbidden = {
+        "anthropic_api_key",
+        "anthropic_base_url",
+        "blaxel_api_key",
+        "blaxel_base_url",
+        "blaxel_workspace",
+    }
+    assert seen_inputs
+    for name, inputs in seen_inputs.items():
+        assert not inputs & forbidden, name
+
+
+def test_each_kind_has_its_own_type_aliased_to_the_old_one(
+    registrations: dict[str, Registration],
+) -> None:
+    _run({})
+    assert registrations["cma-platform-agent"].type == "pulumi-python:dynamic/cma:Agent"
+    assert registrations["cma-orchestrator-sandbox"].type == (
+        "pulumi-python:dynamic/cma:OrchestratorSandbox"
+    )
+    dynamic = [r for r in registrations.values() if r.type.startswith("pulumi-python:")]
+    # Seven kinds; the two images share one.
+    assert len({r.type for r in dynamic}) == 7 and len(dynamic) == 8
+
+
+def test_default_names_are_scoped_to_project_and_stack(
+    registrations: dict[str, Registration], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, dict[str, Any]] = {}
+    original = StackMocks.new_resource
+
+    def record(self: Any, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        seen[args.name] = dict(args.inputs)
+        return original(self, args)
+
+    monkeypatch.setattr(StackMocks, "new_resource", record)
+    _run({})
+    assert seen["cma-orchestrator-sandbox"]["sandbox_name"] == "cma-blaxel-test-orch"
+    assert seen["cma-platform-environment"]["name"] == "cma-blaxel-test-env"
+    assert seen["cma-platform-agent"]["name"] == "cma-blaxel-test-agent"
+    assert seen["cma-images-worker"]["image_name"] == "cma-blaxel-test-worker-img"
+    owner = {"project": "cma-blaxel", "stack": "test"}
+    assert seen["cma-orchestrator-sandbox"]["owner"] == owner
+    assert seen["cma-platform-agent"]["owner"] == owner
+    # Contexts are relative to the package: the same state from any checkout.
+    assert seen["cma-images-worker"]["context_dir"] == "worker"
 
 
 def test_server_secrets_and_signing_secret_are_secret(
@@ -174,7 +230,7 @@ def test_outputs_name_everything_and_list_next_steps(
     assert outputs["agent_id"] == "agent_mock"
     assert outputs["webhook_url"] == "https://orch.preview.test/webhook"
     assert outputs["orchestrator_url"] == "https://orch.preview.test"
-    assert outputs["worker_image"] == "cma-worker-image:latest"
+    assert outputs["worker_image"] == "cma-blaxel-test-worker-img:latest"
     assert len(outputs["next_steps"]) == 2
     assert "env_mock" in outputs["next_steps"][0]
 

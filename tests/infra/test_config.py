@@ -174,3 +174,25 @@ def test_proxy_header_format_must_hold_the_secret_placeholder() -> None:
 def test_volume_mount_path_must_be_absolute() -> None:
     [problem] = problems_for({"blaxel:workerVolumeMountPath": "data"})
     assert problem.startswith("blaxel:workerVolumeMountPath: must be an absolute path")
+
+
+def test_a_key_close_to_a_known_one_suggests_it() -> None:
+    assert problems_for({"cma:modle": "m"}) == [
+        "cma:modle: not a known key; did you mean cma:model?"
+    ]
+
+
+def test_default_names_are_scoped_to_project_and_stack() -> None:
+    names = load_stack_config({}, ENV).names("cma-blaxel", "prod")
+    assert names.orchestrator_sandbox == "cma-blaxel-prod-orch"
+    assert names.environment == "cma-blaxel-prod-env"
+    other = load_stack_config({}, ENV).names("cma-blaxel", "dev")
+    assert set(names.model_dump().values()).isdisjoint(other.model_dump().values())
+
+
+def test_long_stack_names_still_give_valid_distinct_sandbox_names() -> None:
+    from infra.names import SANDBOX_NAME_PATTERN, scoped_name
+
+    a = scoped_name("cma-blaxel", "x" * 60 + "a", "worker-img")
+    b = scoped_name("cma-blaxel", "x" * 60 + "b", "worker-img")
+    assert SANDBOX_NAME_PATTERN.fullmatch(a) and SANDBOX_NAME_PATTERN.fullmatch(b) and a != b

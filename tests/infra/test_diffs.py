@@ -23,7 +23,7 @@ def _sandbox_olds(**extra: Any) -> dict[str, Any]:
         **SANDBOX,
         "region": None,
         "memory_mb": 4096,
-        "port": 8080,
+        "port": 8000,
         "preview_name": "public",
         "labels": {},
         "url": "https://u",
@@ -186,3 +186,68 @@ def test_server_restarts_when_the_sandbox_spec_changes() -> None:
 def test_environment_inputs_left_to_defaults_show_no_change() -> None:
     olds: dict[str, Any] = {"name": "a", "description": None, "metadata": {}}
     assert EnvironmentProvider().diff("env_1", olds, {"name": "a"}).changes is False
+
+
+def test_credentials_of_old_state_are_neither_diffed_nor_kept_as_inputs() -> None:
+    """State written by the previous version holds keys as inputs: no diff, and check drops
+    them so they leave the state's inputs."""
+    result = SandboxProvider().diff("orch", _sandbox_olds(), dict(SANDBOX))
+    assert result.changes is False
+    rotated = {**SANDBOX, "blaxel_api_key": "rotated"}
+    assert SandboxProvider().diff("orch", _sandbox_olds(), rotated).changes is False
+    checked = SandboxProvider().check({}, dict(SANDBOX)).inputs
+    assert not set(CREDS) & set(checked)
+
+
+def test_no_provider_diffs_a_credential_field() -> None:
+    from infra.providers.base import LEGACY_CREDENTIAL_FIELDS
+    from infra.providers.token import TokenProvider
+
+    providers = (
+        AgentProvider,
+        EnvironmentProvider,
+        ImageProvider,
+        SandboxProvider,
+        ServerProvider,
+        WebhookProvider,
+        TokenProvider,
+    )
+    for provider in providers:
+        assert not set(provider.diffed_fields()) & set(LEGACY_CREDENTIAL_FIELDS), provider
+
+
+def test_sandbox_changes_other_than_its_name_are_in_place() -> None:
+    for field, value in {
+        "image": "img:2",
+        "memory_mb": 2048,
+        "port": 9000,
+        "labels": {"team": "x"},
+        "preview_name": "other",
+    }.items():
+        result = SandboxProvider().diff("orch", _sandbox_olds(), {**SANDBOX, field: value})
+        assert result.changes is True and result.replaces == [], field
+    renamed = SandboxProvider().diff("orch", _sandbox_olds(), {**SANDBOX, "sandbox_name": "o2"})
+    assert renamed.replaces == ["sandbox_name"]
+
+
+def test_every_replacement_deletes_first() -> None:
+    """Objects are found by unique name: create-before-delete would adopt, then delete, it."""
+    renamed = SandboxProvider().diff("orch", _sandbox_olds(), {**SANDBOX, "sandbox_name": "o2"})
+    assert renamed.delete_before_replace is True
+
+
+def test_server_is_never_replaced_by_a_settings_change() -> None:
+    olds = {"sandbox_name": "orch", "url": "https://u", "settings": {"A": "1"}, "secrets": {}}
+    for news in (
+        {**olds, "settings": {"A": "2"}},
+        {**olds, "sandbox_name": "orch2"},
+        {**olds, "image_digest": "sha256:x"},
+    ):
+        result = ServerProvider().diff("orch", olds, news)
+        assert result.changes is True and result.replaces == []
+
+
+def test_ownership_change_is_an_in_place_update() -> None:
+    news = {**SANDBOX, "owner": {"project": "p", "stack": "s"}}
+    result = SandboxProvider().diff("orch", _sandbox_olds(), news)
+    assert result.changes is True and result.replaces == []

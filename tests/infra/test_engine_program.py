@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from scripts.engine import PulumiProject, offline_env
 from scripts.local_stack import LOCAL_PASSPHRASE, point_at_emulator
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.engine
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[PulumiProject, EmulatorServer]]:
     """A copy of the project, its own engine home and backend, pointed at a fresh emulator."""
-    with EmulatorServer(data_dir=tmp_path / "emulator") as server:
+    with EmulatorServer(data_dir=tmp_path / "emulator", timing=fast_timing()) as server:
         work_dir = copy_project(tmp_path / "project")
         env = offline_env(tmp_path / "pulumi-home", tmp_path / "backend", LOCAL_PASSPHRASE)
         project = PulumiProject(cwd=work_dir, stack=STACK, env=env)
@@ -58,6 +59,11 @@ def test_preview_with_bad_config_names_each_key_and_shows_no_traceback(
     assert not server.emulator.blaxel.sandboxes
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the organization webhooks API carries no session events (DESIGN §2/§3, the strict"
+    " emulator refuses them): `api` mode must be refused at preview (infra room, issue 12)",
+)
 def test_api_webhook_mode_registers_the_endpoint_and_wires_its_secret(
     stack: tuple[PulumiProject, EmulatorServer],
 ) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from infra.components.credentials import AnthropicAccess, BlaxelAccess
+from typing import Any
+
+import pytest
+
 from infra.components.orchestrator import (
     OrchestratorArgs,
     WorkerSettings,
@@ -10,18 +13,47 @@ from infra.components.orchestrator import (
     server_settings,
 )
 from infra.components.stack import next_steps
-from infra.providers.agent import agent_payload, live_model_id
-from infra.providers.environment import environment_needs_update, environment_payload
-from infra.providers.sandbox import (
-    DIGEST_LABEL,
-    find_preview,
-    normalise_url,
-    preview_payload,
-    preview_url,
-    sandbox_payload,
-)
-from infra.providers.server import expects_ready, process_env, process_name, process_payload
-from infra.providers.webhook import webhook_payload, webhook_url
+from infra.names import Owner
+from infra.providers import agent, environment, sandbox, server, webhook
+from infra.providers.agent import live_model_id
+from infra.providers.environment import environment_needs_update
+from infra.providers.sandbox import DIGEST_LABEL, find_preview, normalise_url, preview_url
+from infra.providers.server import process_name
+from infra.providers.webhook import webhook_url
+
+
+# The pure functions take the validated model; these build it from plain inputs.
+def environment_payload(props: dict[str, Any]) -> dict[str, Any]:
+    return environment.environment_payload(environment.EnvironmentProps.model_validate(props))
+
+
+def agent_payload(props: dict[str, Any]) -> dict[str, Any]:
+    return agent.agent_payload(agent.AgentProps.model_validate(props))
+
+
+def sandbox_payload(props: dict[str, Any]) -> dict[str, Any]:
+    return sandbox.sandbox_payload(sandbox.SandboxProps.model_validate(props))
+
+
+def preview_payload(props: dict[str, Any]) -> dict[str, Any]:
+    return sandbox.preview_payload(sandbox.SandboxProps.model_validate(props))
+
+
+def webhook_payload(props: dict[str, Any]) -> dict[str, Any]:
+    return webhook.webhook_payload(webhook.WebhookProps.model_validate(props))
+
+
+def process_payload(props: dict[str, Any], revision: int) -> dict[str, Any]:
+    return server.process_payload(server.ServerProps.model_validate(props), revision)
+
+
+def process_env(props: dict[str, Any]) -> dict[str, str]:
+    return server.process_env(server.ServerProps.model_validate(props))
+
+
+def expects_ready(props: dict[str, Any]) -> bool:
+    return server.expects_ready(server.ServerProps.model_validate(props))
+
 
 SANDBOX = {
     "sandbox_name": "cma-orchestrator",
@@ -88,6 +120,22 @@ def test_preview_is_public_on_the_sandbox_port() -> None:
     assert body == {"metadata": {"name": "public"}, "spec": {"port": 8081, "public": True}}
 
 
+@pytest.mark.parametrize(
+    ("answered", "absolute"),
+    [
+        ("h.us-pdx-1.preview.bl.run", "https://h.us-pdx-1.preview.bl.run"),
+        ("//h.us-pdx-1.preview.bl.run/", "https://h.us-pdx-1.preview.bl.run"),
+        ("https://h.us-pdx-1.preview.bl.run/", "https://h.us-pdx-1.preview.bl.run"),
+        ("http://h.example/p/", "http://h.example/p"),
+        ("127.0.0.1:5/blaxel/previews/o/p", "http://127.0.0.1:5/blaxel/previews/o/p"),
+        ("//127.0.0.1:5/x", "http://127.0.0.1:5/x"),
+        ("localhost:7/x", "http://localhost:7/x"),
+    ],
+)
+def test_every_form_of_preview_url_is_normalised(answered: str, absolute: str) -> None:
+    assert normalise_url(answered) == absolute
+
+
 def test_preview_url_gets_a_scheme_and_loses_its_slash() -> None:
     assert normalise_url("abc.preview.bl.run/") == "https://abc.preview.bl.run"
     assert normalise_url("http://127.0.0.1:5/x/") == "http://127.0.0.1:5/x"
@@ -135,9 +183,12 @@ def test_ready_is_expected_only_with_both_secrets() -> None:
 
 def _orchestrator_args(**worker: object) -> OrchestratorArgs:
     return OrchestratorArgs(
-        blaxel=BlaxelAccess("http://bl/v0", "ws", "key"),
-        anthropic=AnthropicAccess("http://an", "key"),
+        anthropic_base_url="http://an",
+        blaxel_base_url="http://bl/v0",
+        blaxel_workspace="ws",
+        blaxel_api_key="key",
         sandbox_name="cma-orchestrator",
+        owner=Owner("cma-blaxel", "test"),
         image="i",
         image_digest="d",
         environment_id="env_1",
@@ -181,10 +232,31 @@ def test_next_steps_is_empty_with_all_secrets_set() -> None:
 
 
 def test_spec_digest_follows_the_sandbox_payload() -> None:
-    from infra.providers.sandbox import spec_digest
+    from infra.providers.sandbox import SandboxProps, spec_digest
 
-    assert spec_digest(SANDBOX) == spec_digest(dict(SANDBOX))
-    assert spec_digest(SANDBOX) != spec_digest({**SANDBOX, "memory_mb": 1024})
+    base = SandboxProps.model_validate(SANDBOX)
+    assert spec_digest(base) == spec_digest(SandboxProps.model_validate(dict(SANDBOX)))
+    assert spec_digest(base) != spec_digest(base.model_copy(update={"memory_mb": 1024}))
+
+
+def test_labels_and_owner_marks_do_not_move_the_spec_digest() -> None:
+    """A label-only update redeploys nothing (emulator/blaxel/models.py update_sandbox), so
+    the server is not restarted for one."""
+    from infra.providers.sandbox import SandboxProps, spec_digest
+
+    base = SandboxProps.model_validate(SANDBOX)
+    marked = base.model_copy(update={"labels": {"x": "y"}, "owner": Owner("p", "s")})
+    assert spec_digest(base) == spec_digest(marked)
+
+
+def test_owner_mark_is_in_every_payload() -> None:
+    owner = {"project": "cma-blaxel", "stack": "prod"}
+    mark = {"cma-project": "cma-blaxel", "cma-stack": "prod"}
+    assert (
+        sandbox_payload({**SANDBOX, "owner": owner})["metadata"]["labels"].items() >= mark.items()
+    )
+    assert environment_payload({"name": "e", "owner": owner})["metadata"].items() >= mark.items()
+    assert agent_payload({"name": "a", "owner": owner})["metadata"].items() >= mark.items()
 
 
 def test_worker_features_become_settings_only_when_set() -> None:
@@ -197,14 +269,22 @@ def test_worker_features_become_settings_only_when_set() -> None:
     assert featured["ORCH_WORKER_VOLUME_SIZE_MB"] == "512"
 
 
+def test_status_token_and_previous_signing_secret_are_secret_settings_when_set() -> None:
+    secrets = server_secrets("k", "w", "b", "", "tok", "whsec_old")
+    assert secrets["ORCH_STATUS_TOKEN"] == "tok"
+    assert secrets["ORCH_WEBHOOK_SIGNING_SECRET_PREVIOUS"] == "whsec_old"
+    assert "ORCH_WEBHOOK_SIGNING_SECRET_PREVIOUS" not in server_secrets("k", "w", "b", "", "t")
+
+
 def test_proxy_secret_is_a_secret_setting_only_when_set() -> None:
     assert "ORCH_WORKER_PROXY_SECRET" not in server_secrets("k", "w", "b")
     assert server_secrets("k", "w", "b", "p")["ORCH_WORKER_PROXY_SECRET"] == "p"
 
 
 def test_a_private_or_moved_preview_does_not_match() -> None:
-    from infra.providers.sandbox import preview_matches
+    from infra.providers.sandbox import SandboxProps, preview_matches
 
-    assert preview_matches({"spec": {"port": 8080, "public": True}}, SANDBOX)
-    assert not preview_matches({"spec": {"port": 8080, "public": False}}, SANDBOX)
-    assert not preview_matches({"spec": {"port": 9000, "public": True}}, SANDBOX)
+    props = SandboxProps.model_validate(SANDBOX)
+    assert preview_matches({"spec": {"port": 8000, "public": True}}, props)
+    assert not preview_matches({"spec": {"port": 8000, "public": False}}, props)
+    assert not preview_matches({"spec": {"port": 9000, "public": True}}, props)

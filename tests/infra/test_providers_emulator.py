@@ -1,4 +1,4 @@
-# mypy: disable-error-code="index,arg-type"
+# mypy: disable-error-code="index,arg-type,operator,dict-item"
 # (pulumi types CreateResult.outs as Optional; these providers always return outputs)
 """Provider CRUD against the local emulator, through the official SDKs."""
 
@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from pulumi.dynamic import Config, ConfigureRequest
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from infra.clients import anthropic as api
 from infra.clients import blaxel as bl
-from infra.components.credentials import AnthropicAccess, BlaxelAccess
+from infra.clients.errors import Invalid
 from infra.components.orchestrator import OrchestratorArgs, server_secrets, server_settings
 from infra.images import image_digest, load_image
+from infra.names import NotOurs, Owner
 from infra.providers.agent import AgentProvider
-from infra.providers.base import anthropic_credentials, blaxel_credentials
+from infra.providers.base import CmaProvider
 from infra.providers.environment import EnvironmentProvider
 from infra.providers.image import ImageProvider
 from infra.providers.sandbox import SandboxProvider
@@ -26,46 +29,61 @@ from infra.providers.server import ServerProvider
 from infra.providers.webhook import WebhookProvider
 
 ORCHESTRATOR_FACTORY = "orchestrator_app.image:orchestrator_image"
+# The stack config the engine would hand every provider's configure() (set per module).
+STACK_CONFIG: dict[str, str] = {}
+P = TypeVar("P", bound=CmaProvider)
+
+
+def configured(cls: type[P], config: dict[str, str] | None = None) -> P:
+    """A provider as the provider host makes it: configured with the stack config."""
+    provider = cls()
+    provider.configure(ConfigureRequest(Config(config or STACK_CONFIG, "cma-blaxel")))
+    return provider
 
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorServer]:
     """One emulator for the module; tests use unique names instead of resets."""
-    with EmulatorServer() as server:
+    with EmulatorServer(timing=fast_timing()) as server:
+        c = server.config
+        STACK_CONFIG.clear()
+        STACK_CONFIG.update(
+            {
+                "cma:anthropicBaseUrl": c.anthropic_base_url,
+                "cma:anthropicApiKey": c.anthropic_api_key,
+                "blaxel:baseUrl": c.blaxel_base_url,
+                "blaxel:workspace": c.blaxel_workspace,
+                "blaxel:apiKey": c.blaxel_api_key,
+            }
+        )
         yield server
+
+
+OWNER = {"project": "cma-blaxel", "stack": "test"}
 
 
 @pytest.fixture
 def anthropic_props(emulator: EmulatorServer) -> dict[str, Any]:
-    c = emulator.config
-    return {"anthropic_base_url": c.anthropic_base_url, "anthropic_api_key": c.anthropic_api_key}
+    """Inputs every Anthropic-side resource of this stack carries: its owner, no credentials."""
+    return {"owner": OWNER}
 
 
 @pytest.fixture
 def blaxel_props(emulator: EmulatorServer) -> dict[str, Any]:
-    c = emulator.config
-    return {
-        "blaxel_base_url": c.blaxel_base_url,
-        "blaxel_workspace": c.blaxel_workspace,
-        "blaxel_api_key": c.blaxel_api_key,
-    }
+    return {"owner": OWNER}
 
 
 @pytest.fixture(scope="module")
 def orchestrator_image_ref(emulator: EmulatorServer) -> str:
     """The orchestrator image, pushed once for the module."""
-    c = emulator.config
     props = {
-        "blaxel_base_url": c.blaxel_base_url,
-        "blaxel_workspace": c.blaxel_workspace,
-        "blaxel_api_key": c.blaxel_api_key,
         "image_name": "orch-image",
         "factory": ORCHESTRATOR_FACTORY,
         "context_dir": "orchestrator_app",
         "digest": image_digest(load_image(ORCHESTRATOR_FACTORY, "")),
         "memory_mb": 2048,
     }
-    return str(ImageProvider().create(props).outs["image"])
+    return str(configured(ImageProvider).create(props).outs["image"])
 
 
 def unique(prefix: str) -> str:
@@ -77,8 +95,8 @@ def inject(emulator: EmulatorServer, method: str, path: str, status: int, times:
     httpx.post(emulator.config.public_base_url + "/_emulator/faults", json=rule).raise_for_status()
 
 
-def environments_named(props: dict[str, Any], name: str) -> int:
-    creds = anthropic_credentials(props)
+def environments_named(_props: dict[str, Any], name: str) -> int:
+    creds = configured(EnvironmentProvider).anthropic()
     sdk = api._sdk(creds)
     return sum(
         1 for e in sdk.beta.environments.list(limit=100) if e.name == name and not e.archived_at
@@ -92,8 +110,8 @@ def test_environment_create_adopts_one_left_by_an_earlier_run(
     anthropic_props: dict[str, Any],
 ) -> None:
     props = {**anthropic_props, "name": unique("env"), "metadata": {}}
-    first = EnvironmentProvider().create(props)
-    second = EnvironmentProvider().create(props)
+    first = configured(EnvironmentProvider).create(props)
+    second = configured(EnvironmentProvider).create(props)
     assert second.id == first.id
     assert environments_named(anthropic_props, props["name"]) == 1
 
@@ -103,16 +121,16 @@ def test_environment_create_survives_a_transient_failure(
 ) -> None:
     props = {**anthropic_props, "name": unique("env"), "metadata": {}}
     inject(emulator, "POST", r"^/v1/environments$", 503)
-    result = EnvironmentProvider().create(props)
+    result = configured(EnvironmentProvider).create(props)
     assert result.id.startswith("env_")
     assert environments_named(anthropic_props, props["name"]) == 1
 
 
 def test_environment_update_renames_in_place(anthropic_props: dict[str, Any]) -> None:
     props = {**anthropic_props, "name": unique("env"), "metadata": {}}
-    created = EnvironmentProvider().create(props)
+    created = configured(EnvironmentProvider).create(props)
     renamed = {**props, "name": unique("env")}
-    updated = EnvironmentProvider().update(created.id, created.outs, renamed)
+    updated = configured(EnvironmentProvider).update(created.id, created.outs, renamed)
     assert updated.outs["environment_id"] == created.id
     assert updated.outs["name"] == renamed["name"]
 
@@ -120,13 +138,13 @@ def test_environment_update_renames_in_place(anthropic_props: dict[str, Any]) ->
 def test_environment_refresh_sees_deletion_and_delete_twice_succeeds(
     anthropic_props: dict[str, Any],
 ) -> None:
-    created = EnvironmentProvider().create(
+    created = configured(EnvironmentProvider).create(
         {**anthropic_props, "name": unique("env"), "metadata": {}}
     )
-    assert EnvironmentProvider().read(created.id, created.outs).id == created.id
-    EnvironmentProvider().delete(created.id, created.outs)
-    EnvironmentProvider().delete(created.id, created.outs)
-    assert EnvironmentProvider().read(created.id, created.outs).id == ""
+    assert configured(EnvironmentProvider).read(created.id, created.outs).id == created.id
+    configured(EnvironmentProvider).delete(created.id, created.outs)
+    configured(EnvironmentProvider).delete(created.id, created.outs)
+    assert configured(EnvironmentProvider).read(created.id, created.outs).id == ""
 
 
 # Agents
@@ -134,17 +152,19 @@ def test_environment_refresh_sees_deletion_and_delete_twice_succeeds(
 
 def test_agent_update_makes_a_new_version(anthropic_props: dict[str, Any]) -> None:
     props = {**anthropic_props, "name": unique("agent")}
-    created = AgentProvider().create(props)
-    updated = AgentProvider().update(created.id, created.outs, {**props, "system": "be brief"})
+    created = configured(AgentProvider).create(props)
+    updated = configured(AgentProvider).update(
+        created.id, created.outs, {**props, "system": "be brief"}
+    )
     assert updated.outs["version"] == created.outs["version"] + 1
     assert updated.outs["agent_id"] == created.id
 
 
 def test_agent_delete_archives_it_and_refresh_sees_it_gone(anthropic_props: dict[str, Any]) -> None:
-    created = AgentProvider().create({**anthropic_props, "name": unique("agent")})
-    AgentProvider().delete(created.id, created.outs)
-    AgentProvider().delete(created.id, created.outs)
-    assert AgentProvider().read(created.id, created.outs).id == ""
+    created = configured(AgentProvider).create({**anthropic_props, "name": unique("agent")})
+    configured(AgentProvider).delete(created.id, created.outs)
+    configured(AgentProvider).delete(created.id, created.outs)
+    assert configured(AgentProvider).read(created.id, created.outs).id == ""
 
 
 # Images
@@ -163,14 +183,16 @@ def test_image_update_with_the_same_digest_pushes_nothing(
         "digest": image_digest(load_image(factory, str(tmp_path))),
         "memory_mb": 1024,
     }
-    created = ImageProvider().create(props)
+    created = configured(ImageProvider).create(props)
     assert created.outs["image"].startswith(f"local/sandbox/{props['image_name']}:")
     pushes = len(emulator.emulator.blaxel.image_pushes)
-    updated = ImageProvider().update(created.id, created.outs, {**props, "memory_mb": 2048})
+    updated = configured(ImageProvider).update(
+        created.id, created.outs, {**props, "memory_mb": 2048}
+    )
     assert len(emulator.emulator.blaxel.image_pushes) == pushes
     assert updated.outs["image"] == created.outs["image"]
-    ImageProvider().delete(created.id, created.outs)
-    assert ImageProvider().read(created.id, created.outs).id == ""
+    configured(ImageProvider).delete(created.id, created.outs)
+    assert configured(ImageProvider).read(created.id, created.outs).id == ""
 
 
 # The orchestrator sandbox
@@ -189,22 +211,35 @@ def test_sandbox_update_keeps_its_preview_url(
     blaxel_props: dict[str, Any], orchestrator_image_ref: str
 ) -> None:
     props = sandbox_props(blaxel_props, orchestrator_image_ref)
-    created = SandboxProvider().create(props)
-    updated = SandboxProvider().update(
+    created = configured(SandboxProvider).create(props)
+    updated = configured(SandboxProvider).update(
         created.id, created.outs, {**props, "memory_mb": 2048, "image_digest": "sha256:2"}
     )
     assert updated.outs["url"] == created.outs["url"]
     assert created.outs["url"].startswith("http://127.0.0.1")
 
 
+def test_sandbox_from_an_unknown_image_fails_naming_the_image(
+    blaxel_props: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    """docs/platform-contract.md B3: Blaxel refuses an image nobody pushed (IMAGE_NOT_FOUND)."""
+    props = sandbox_props(blaxel_props, "local/sandbox/never-pushed:abc")
+
+    with pytest.raises(Invalid, match="IMAGE_NOT_FOUND") as caught:
+        configured(SandboxProvider).create(props)
+
+    assert "never-pushed:abc" in str(caught.value)
+    assert props["sandbox_name"] not in emulator.emulator.blaxel.live_resources()["sandboxes"]
+
+
 def test_sandbox_create_adopts_a_leftover_sandbox(
     blaxel_props: dict[str, Any], orchestrator_image_ref: str
 ) -> None:
     props = sandbox_props(blaxel_props, orchestrator_image_ref)
-    first = SandboxProvider().create(props)
-    second = SandboxProvider().create(props)
+    first = configured(SandboxProvider).create(props)
+    second = configured(SandboxProvider).create(props)
     assert second.outs["url"] == first.outs["url"]
-    previews = bl.list_previews(blaxel_credentials(props), props["sandbox_name"])
+    previews = bl.list_previews(configured(SandboxProvider).blaxel(), props["sandbox_name"])
     assert len(previews) == 1
 
 
@@ -212,42 +247,47 @@ def test_sandbox_refresh_sees_out_of_band_deletion(
     blaxel_props: dict[str, Any], orchestrator_image_ref: str
 ) -> None:
     props = sandbox_props(blaxel_props, orchestrator_image_ref)
-    created = SandboxProvider().create(props)
-    bl.delete_sandbox_by_name(blaxel_credentials(props), props["sandbox_name"])
-    assert SandboxProvider().read(created.id, created.outs).id == ""
+    created = configured(SandboxProvider).create(props)
+    bl.delete_sandbox_by_name(configured(SandboxProvider).blaxel(), props["sandbox_name"])
+    assert configured(SandboxProvider).read(created.id, created.outs).id == ""
 
 
 def test_sandbox_delete_takes_the_preview_down(
     blaxel_props: dict[str, Any], orchestrator_image_ref: str
 ) -> None:
     props = sandbox_props(blaxel_props, orchestrator_image_ref)
-    created = SandboxProvider().create(props)
-    SandboxProvider().delete(created.id, created.outs)
-    SandboxProvider().delete(created.id, created.outs)
+    created = configured(SandboxProvider).create(props)
+    configured(SandboxProvider).delete(created.id, created.outs)
+    configured(SandboxProvider).delete(created.id, created.outs)
     assert httpx.get(created.outs["url"] + "/health").status_code == 404
 
 
 # Webhook endpoints
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the organization webhooks API carries no session events (DESIGN §2/§3, the strict"
+    " emulator refuses them): `api` mode must be refused at preview (infra room, issue 12)",
+)
 def test_api_webhook_adopts_by_url_with_a_fresh_secret(anthropic_props: dict[str, Any]) -> None:
     props = {**anthropic_props, "mode": "api", "url": f"https://{unique('h')}.test/webhook"}
-    first = WebhookProvider().create(props)
-    second = WebhookProvider().create(props)
+    first = configured(WebhookProvider).create(props)
+    second = configured(WebhookProvider).create(props)
     assert second.id == first.id
     assert first.outs["signing_secret"].startswith("whsec_")
     assert second.outs["signing_secret"] != first.outs["signing_secret"]
-    WebhookProvider().delete(first.id, first.outs)
-    WebhookProvider().delete(first.id, first.outs)
-    assert WebhookProvider().read(first.id, first.outs).id == ""
+    configured(WebhookProvider).delete(first.id, first.outs)
+    configured(WebhookProvider).delete(first.id, first.outs)
+    assert configured(WebhookProvider).read(first.id, first.outs).id == ""
 
 
 def test_console_webhook_needs_no_credentials_and_passes_the_secret_on() -> None:
     props = {"mode": "console", "url": "https://x.test/webhook", "signing_secret": "whsec_abc"}
-    created = WebhookProvider().create(props)
+    created = configured(WebhookProvider).create(props)
     assert created.outs["signing_secret"] == "whsec_abc"
     assert created.outs["url"] == "https://x.test/webhook"
-    WebhookProvider().delete(created.id, created.outs)
+    configured(WebhookProvider).delete(created.id, created.outs)
 
 
 # The orchestrator server
@@ -260,13 +300,20 @@ def test_server_restarts_in_place_when_secrets_arrive(
     orchestrator_image_ref: str,
 ) -> None:
     c = emulator.config
-    env = EnvironmentProvider().create({**anthropic_props, "name": unique("env"), "metadata": {}})
-    sandbox = SandboxProvider().create(sandbox_props(blaxel_props, orchestrator_image_ref))
+    env = configured(EnvironmentProvider).create(
+        {**anthropic_props, "name": unique("env"), "metadata": {}}
+    )
+    sandbox = configured(SandboxProvider).create(
+        sandbox_props(blaxel_props, orchestrator_image_ref)
+    )
     url = sandbox.outs["url"]
     args = OrchestratorArgs(
-        blaxel=BlaxelAccess(c.blaxel_base_url, c.blaxel_workspace, ""),
-        anthropic=AnthropicAccess(c.anthropic_base_url, ""),
+        anthropic_base_url=c.anthropic_base_url,
+        blaxel_base_url=c.blaxel_base_url,
+        blaxel_workspace=c.blaxel_workspace,
+        blaxel_api_key="",
         sandbox_name=sandbox.id,
+        owner=Owner("cma-blaxel", "test"),
         image="",
         image_digest="",
         environment_id="",
@@ -280,7 +327,7 @@ def test_server_restarts_in_place_when_secrets_arrive(
         "settings": server_settings(args, env.id, "local/sandbox/worker:1"),
         "secrets": server_secrets("", "", c.blaxel_api_key),
     }
-    started = ServerProvider().create(props)
+    started = configured(ServerProvider).create(props)
     assert httpx.get(url + "/health").status_code == 200
     assert httpx.get(url + "/ready").json()["status"] == "not_ready"
 
@@ -290,30 +337,30 @@ def test_server_restarts_in_place_when_secrets_arrive(
         json={"url": url + "/webhook", "events": ["session.status_run_started"]},
     ).json()
     news = {**props, "secrets": server_secrets(key, hook["secret"], c.blaxel_api_key)}
-    restarted = ServerProvider().update(started.id, started.outs, news)
+    restarted = configured(ServerProvider).update(started.id, started.outs, news)
     assert restarted.outs["revision"] == started.outs["revision"] + 1
     assert httpx.get(url + "/ready").json()["status"] == "ready"
-    assert SandboxProvider().read(sandbox.id, sandbox.outs).outs["url"] == url
+    assert configured(SandboxProvider).read(sandbox.id, sandbox.outs).outs["url"] == url
 
-    ServerProvider().delete(started.id, restarted.outs)
-    assert ServerProvider().read(started.id, restarted.outs).id == ""
+    configured(ServerProvider).delete(started.id, restarted.outs)
+    assert configured(ServerProvider).read(started.id, restarted.outs).id == ""
 
 
 def test_environment_create_takes_over_the_one_named_by_adopt_id(
     anthropic_props: dict[str, Any],
 ) -> None:
-    existing = EnvironmentProvider().create(
+    existing = configured(EnvironmentProvider).create(
         {**anthropic_props, "name": unique("env"), "metadata": {}}
     )
     wanted = {**anthropic_props, "name": unique("env"), "metadata": {}, "adopt_id": existing.id}
-    adopted = EnvironmentProvider().create(wanted)
+    adopted = configured(EnvironmentProvider).create(wanted)
     assert adopted.id == existing.id
     assert adopted.outs["name"] == wanted["name"]
 
 
 def test_agent_create_takes_over_the_one_named_by_adopt_id(anthropic_props: dict[str, Any]) -> None:
-    existing = AgentProvider().create({**anthropic_props, "name": unique("agent")})
-    adopted = AgentProvider().create(
+    existing = configured(AgentProvider).create({**anthropic_props, "name": unique("agent")})
+    adopted = configured(AgentProvider).create(
         {**anthropic_props, "name": unique("agent"), "adopt_id": existing.id}
     )
     assert adopted.id == existing.id
@@ -324,9 +371,9 @@ def test_sandbox_update_moves_the_preview_to_a_new_port(
     blaxel_props: dict[str, Any], orchestrator_image_ref: str
 ) -> None:
     props = sandbox_props(blaxel_props, orchestrator_image_ref)
-    created = SandboxProvider().create(props)
-    SandboxProvider().update(created.id, created.outs, {**props, "port": 9090})
-    [preview] = bl.list_previews(blaxel_credentials(props), props["sandbox_name"])
+    created = configured(SandboxProvider).create(props)
+    configured(SandboxProvider).update(created.id, created.outs, {**props, "port": 9090})
+    [preview] = bl.list_previews(configured(SandboxProvider).blaxel(), props["sandbox_name"])
     assert preview["spec"]["port"] == 9090
 
 
@@ -334,7 +381,147 @@ def test_sandbox_update_without_preview_name_keeps_the_default_preview(
     blaxel_props: dict[str, Any], orchestrator_image_ref: str
 ) -> None:
     props = sandbox_props(blaxel_props, orchestrator_image_ref)
-    created = SandboxProvider().create(props)
-    SandboxProvider().update(created.id, created.outs, {**props, "memory_mb": 1024})
-    [preview] = bl.list_previews(blaxel_credentials(props), props["sandbox_name"])
+    created = configured(SandboxProvider).create(props)
+    configured(SandboxProvider).update(created.id, created.outs, {**props, "memory_mb": 1024})
+    [preview] = bl.list_previews(configured(SandboxProvider).blaxel(), props["sandbox_name"])
     assert preview["metadata"]["name"] == "public"
+
+
+# Stack isolation: only our own objects are adopted
+
+
+def test_sandbox_of_another_stack_is_refused_naming_it_its_owner_and_the_key(
+    blaxel_props: dict[str, Any], orchestrator_image_ref: str
+) -> None:
+    theirs = {**sandbox_props(blaxel_props, orchestrator_image_ref)}
+    theirs["owner"] = {"project": "cma-blaxel", "stack": "prod"}
+    created = configured(SandboxProvider).create(theirs)
+    ours = {**theirs, "owner": OWNER, "name_key": "blaxel:orchestratorSandboxName"}
+    with pytest.raises(NotOurs) as err:
+        configured(SandboxProvider).create(ours)
+    message = str(err.value)
+    assert theirs["sandbox_name"] in message
+    assert "stack cma-blaxel/prod" in message and "blaxel:orchestratorSandboxName" in message
+    assert "blaxel:importOrchestratorSandbox" in message
+    live = bl.get_sandbox_by_name(configured(SandboxProvider).blaxel(), theirs["sandbox_name"])
+    assert live["metadata"]["labels"]["cma-stack"] == "prod"  # nothing changed
+    assert configured(SandboxProvider).read(created.id, created.outs).id == created.id
+
+
+def test_unmarked_sandbox_is_refused_unless_imported(
+    blaxel_props: dict[str, Any], orchestrator_image_ref: str
+) -> None:
+    props = sandbox_props(blaxel_props, orchestrator_image_ref)
+    configured(SandboxProvider).create({**props, "owner": None})
+    with pytest.raises(NotOurs, match="no stack"):
+        configured(SandboxProvider).create(props)
+    adopted = configured(SandboxProvider).create({**props, "adopt": True})
+    live = bl.get_sandbox_by_name(configured(SandboxProvider).blaxel(), props["sandbox_name"])
+    assert adopted.outs["owner"] == OWNER
+    assert live["metadata"]["labels"]["cma-stack"] == "test"
+
+
+def test_environment_and_agent_of_another_stack_are_refused(
+    anthropic_props: dict[str, Any],
+) -> None:
+    other = {"project": "cma-blaxel", "stack": "prod"}
+    env_name, agent_name = unique("env"), unique("agent")
+    env = configured(EnvironmentProvider).create({"name": env_name, "owner": other})
+    agent = configured(AgentProvider).create({"name": agent_name, "owner": other})
+    with pytest.raises(NotOurs, match=f"{env_name}.*stack cma-blaxel/prod.*cma:environmentName"):
+        configured(EnvironmentProvider).create(
+            {**anthropic_props, "name": env_name, "name_key": "cma:environmentName"}
+        )
+    with pytest.raises(NotOurs, match="cma:importAgentId"):
+        configured(AgentProvider).create({**anthropic_props, "name": agent_name})
+    assert configured(AgentProvider).read(agent.id, agent.outs).outs["version"] == 1
+    assert environments_named({}, env_name) == 1
+    # An explicit import takes it over.
+    imported = configured(EnvironmentProvider).create(
+        {**anthropic_props, "name": env_name, "adopt_id": env.id}
+    )
+    assert imported.id == env.id and imported.outs["owner"] == OWNER
+
+
+# Credentials at call time
+
+
+def test_credentials_come_from_the_configured_stack_config_not_the_inputs(
+    anthropic_props: dict[str, Any],
+) -> None:
+    revoked = {"cma:anthropicApiKey": "sk-ant-api03-revoked"}
+    # An input left by the previous version's state is ignored (and not kept as an output).
+    created = configured(EnvironmentProvider).create(
+        {**anthropic_props, "anthropic_api_key": "sk-ant-api03-revoked", "name": unique("env")}
+    )
+    assert "anthropic_api_key" not in created.outs
+    # The current config is what a refresh uses, whatever the state holds.
+    assert configured(EnvironmentProvider).read(created.id, created.outs).id == created.id
+    with pytest.raises(Exception, match="401"):
+        configured(EnvironmentProvider, {**STACK_CONFIG, **revoked}).read(created.id, created.outs)
+
+
+# Refresh reads every diffed field and returns inputs
+
+
+def test_sandbox_refresh_returns_the_drifted_fields_as_inputs(
+    blaxel_props: dict[str, Any], orchestrator_image_ref: str
+) -> None:
+    props = sandbox_props(blaxel_props, orchestrator_image_ref)
+    provider = configured(SandboxProvider)
+    created = provider.create(props)
+    creds = provider.blaxel()
+    live = bl.get_sandbox_by_name(creds, props["sandbox_name"])
+    body = {
+        "metadata": {"name": props["sandbox_name"], "labels": {"team": "x"}},
+        "spec": {**live["spec"], "runtime": {**live["spec"]["runtime"], "memory": 1024}},
+    }
+    bl.update_sandbox_spec(creds, props["sandbox_name"], body)
+    read = provider.read(created.id, created.outs)
+    assert read.inputs is not None
+    assert read.inputs["memory_mb"] == 1024 and read.inputs["labels"] == {"team": "x"}
+    assert read.inputs["owner"] is None  # the mark was removed too
+    diff = provider.diff(created.id, read.outs or {}, props)
+    assert diff.changes is True and diff.replaces == []
+
+
+def test_a_missing_preview_keeps_the_url_and_is_recreated_by_the_next_up(
+    blaxel_props: dict[str, Any], orchestrator_image_ref: str
+) -> None:
+    props = sandbox_props(blaxel_props, orchestrator_image_ref)
+    provider = configured(SandboxProvider)
+    created = provider.create(props)
+    bl.delete_preview(provider.blaxel(), props["sandbox_name"], "public")
+    read = provider.read(created.id, created.outs)
+    assert read.outs is not None and read.outs["url"] == created.outs["url"]
+    assert read.outs["preview_name"] == ""
+    assert provider.diff(created.id, read.outs, props).changes is True
+    updated = provider.update(created.id, read.outs, props)
+    assert updated.outs is not None and updated.outs["url"]
+    [preview] = bl.list_previews(provider.blaxel(), props["sandbox_name"])
+    assert preview["metadata"]["name"] == "public"
+
+
+def test_agent_refresh_shows_an_out_of_band_change(anthropic_props: dict[str, Any]) -> None:
+    provider = configured(AgentProvider)
+    created = provider.create({**anthropic_props, "name": unique("agent"), "system": "a"})
+    api.update_agent(
+        provider.anthropic(), created.id, created.outs["version"], {"system": "changed"}
+    )
+    read = provider.read(created.id, created.outs)
+    assert read.inputs is not None and read.inputs["system"] == "changed"
+    assert provider.diff(created.id, read.outs or {}, {**anthropic_props, **created.outs}).changes
+
+
+def test_agent_update_sends_the_live_version_after_an_out_of_band_update(
+    anthropic_props: dict[str, Any],
+) -> None:
+    provider = configured(AgentProvider)
+    props = {**anthropic_props, "name": unique("agent")}
+    created = provider.create(props)
+    api.update_agent(provider.anthropic(), created.id, created.outs["version"], {"system": "x"})
+    with pytest.raises(Exception, match=r"(?i)version|409|conflict"):
+        # What sending the stale version from state would do: the emulator refuses it.
+        api.update_agent(provider.anthropic(), created.id, created.outs["version"], {"system": "y"})
+    updated = provider.update(created.id, created.outs, {**props, "system": "z"})
+    assert updated.outs is not None and updated.outs["version"] == created.outs["version"] + 2

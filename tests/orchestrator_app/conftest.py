@@ -66,6 +66,15 @@ def make_signer(secret: str) -> SignFn:
     return sign
 
 
+@pytest.fixture(autouse=True)
+def _no_orch_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Settings()` reads ORCH_* (and PORT): a developer's shell must not change a test."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("ORCH_") or n == "PORT"]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def signing_secret() -> str:
     return new_signing_secret()

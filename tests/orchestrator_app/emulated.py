@@ -26,6 +26,8 @@ from emulator.server import EmulatorServer
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_IMAGE_NAME = "cma-worker"
 T = TypeVar("T")
+# What the orchestrator's Console webhook subscribes to (run-started, and the session's end).
+WEBHOOK_EVENTS = ("session.status_run_started", "session.status_terminated", "session.deleted")
 
 
 def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
@@ -53,8 +55,9 @@ def console(server: EmulatorServer, method: str, path: str, **kwargs: Any) -> An
     return response.json()
 
 
-def push_worker_image(server: EmulatorServer) -> str:
-    """Build and push `worker.image.worker_image()` with the SDK; returns the image ref."""
+def push_worker_image(server: EmulatorServer, image: Any = None) -> str:
+    """Build and push `image` (by default `worker.image.worker_image()`) with the SDK; returns
+    the image ref."""
     from blaxel.core.authentication import ApiKey, CredentialsType
     from blaxel.core.client.client import client as blaxel_client
     from blaxel.core.common.settings import settings as blaxel_settings
@@ -70,7 +73,8 @@ def push_worker_image(server: EmulatorServer) -> str:
     blaxel_client.with_base_url(config.blaxel_base_url)
     blaxel_client.with_auth(auth)
     blaxel_settings.auth = auth
-    built = worker_image(max_idle_seconds=1).build_sync(name=WORKER_IMAGE_NAME, timeout=60)
+    image = image or worker_image(max_idle_seconds=1)
+    built = image.build_sync(name=WORKER_IMAGE_NAME, timeout=60)
     runtime: Any = built.spec.runtime
     return str(runtime.image)  # e.g. <workspace>/sandbox/cma-worker:<tag>
 
@@ -157,7 +161,7 @@ class Stack:
             self.server,
             "POST",
             "/webhooks",
-            json={"url": url, "events": ["session.status_run_started"]},
+            json={"url": url, "events": list(WEBHOOK_EVENTS)},
         )
         self.webhook_ids.append(answer["id"])
         return answer["id"], answer["secret"]
@@ -181,8 +185,10 @@ class Stack:
             "ORCH_BLAXEL_WORKSPACE": config.blaxel_workspace,
             "ORCH_WORKER_IMAGE": self.worker_image,
             "ORCH_WORKER_REGION": "us-pdx-1",
-            "ORCH_WORKER_IDLE_DELETE_SECONDS": "1",
-            "ORCH_REAP_INTERVAL_SECONDS": "0.2",
+            "ORCH_WORKER_MAX_IDLE_SECONDS": "1",
+            "ORCH_JANITOR_INTERVAL_SECONDS": "0.5",
+            "ORCH_EMPTY_DRAIN_RETRIES": "2",
+            "ORCH_EMPTY_DRAIN_RETRY_SECONDS": "0.2",
             "ORCH_RECOVERY_POLL_SECONDS": "0",
             "ORCH_RETRY_BASE_SECONDS": "0.05",
             **overrides,

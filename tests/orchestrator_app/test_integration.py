@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from emulator.config import fast_timing
+from emulator.faults import FaultRule
 from emulator.server import EmulatorServer
 from orchestrator_app.workers import worker_sandbox_name, worker_volume_name
 from tests.orchestrator_app.conftest import make_signer, new_signing_secret, run_started
@@ -44,7 +46,7 @@ CONTRACT_ENV = {
 
 @pytest.fixture(scope="module")
 def emulator_server() -> Iterator[EmulatorServer]:
-    server = EmulatorServer().start()
+    server = EmulatorServer(timing=fast_timing()).start()
     server.emulator.anthropic.webhook_retry_delays = (0.05, 0.1, 0.2)
     try:
         yield server
@@ -135,15 +137,76 @@ def test_the_worker_process_gets_the_work_secret_and_no_other_credential(stack: 
     wait_for(lambda: tool_results(stack, session_id), "the tool result")
 
 
-def test_the_worker_sandbox_is_deleted_after_the_sessions_work_ends(stack: Stack) -> None:
+def test_the_next_turn_finds_the_files_of_the_last_one_in_the_same_sandbox(stack: Stack) -> None:
     orchestrator = stack.orchestrator()
     session_id = stack.create_session()
-    stack.say(session_id, "bash: echo done")
+    stack.say(session_id, "bash: echo kept-between-turns > note.txt && echo written")
+    assert wait_for(lambda: tool_results(stack, session_id), "turn 1's result") == ["written"]
+    wait_for(lambda: orchestrator.logged("work claimed", session_id=session_id), "the claim")
+    blaxel = stack.server.emulator.blaxel
+    name = worker_sandbox_name(session_id)
+    first = blaxel.get_sandbox(name)
+    # The worker exits once the session idles (max idle 1 s)...
+    wait_for(lambda: not worker_running(stack, session_id), "the worker's idle exit")
+    # ...and the sandbox outlives the old reap delay (60 s idle exit + 600 s) by far.
+    blaxel.advance_clock(3600)
+    stack.say(session_id, "bash: cat note.txt")
+    results = wait_for(lambda: tool_results(stack, session_id)[1:], "turn 2's result")
+    assert results == ["kept-between-turns"]
+    assert blaxel.get_sandbox(name) is first
+    assert len(stack.worker_starts(session_id)) == 2
+    assert not deleted(stack, session_id)
+
+
+def worker_running(stack: Stack, session_id: str) -> bool:
+    sandbox = stack.server.emulator.blaxel.get_sandbox(worker_sandbox_name(session_id))
+    return any(
+        p.name.startswith("worker-") and p.status == "running" for p in sandbox.processes.list()
+    )
+
+
+def test_archiving_a_session_deletes_its_sandbox(stack: Stack) -> None:
+    orchestrator = stack.orchestrator()
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo before the end")
     wait_for(lambda: tool_results(stack, session_id), "the tool result")
-    wait_for(lambda: deleted(stack, session_id), "the worker sandbox's deletion")
-    assert orchestrator.logged("worker ended", session_id=session_id, status="completed")
-    live = [s.name for s in stack.server.emulator.blaxel.list_sandboxes()]
-    assert worker_sandbox_name(session_id) not in live
+    stack.client.beta.sessions.archive(session_id)
+    wait_for(lambda: deleted(stack, session_id), "the sandbox's deletion", timeout=20)
+    assert orchestrator.logged(
+        "worker sandbox deleted", session_id=session_id, reason="session.status_terminated"
+    )
+
+
+def test_deleting_a_session_deletes_its_sandbox_and_volume(stack: Stack) -> None:
+    stack.orchestrator(ORCH_WORKER_VOLUME_SIZE_MB="64")
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo kept")
+    wait_for(lambda: tool_results(stack, session_id), "the tool result")
+    volume = worker_volume_name(session_id)
+    assert volume in stack.server.emulator.blaxel.volumes
+    stack.client.beta.sessions.delete(session_id)
+    wait_for(lambda: deleted(stack, session_id), "the sandbox's deletion", timeout=20)
+    wait_for(
+        lambda: volume not in stack.server.emulator.blaxel.volumes, "the volume's deletion", 20
+    )
+
+
+def test_an_active_session_keeps_its_worker_until_the_hard_cap(stack: Stack) -> None:
+    stack.orchestrator(
+        ORCH_WORKER_IDLE_TTL="5m", ORCH_WORKER_MAX_AGE="10m", ORCH_WORKER_MAX_IDLE_SECONDS="3600"
+    )
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo active")
+    wait_for(lambda: tool_results(stack, session_id), "the tool result")
+    assert worker_running(stack, session_id)
+    blaxel = stack.server.emulator.blaxel
+    # Past the idle lifetime: the running (keepAlive) worker keeps the sandbox in use.
+    blaxel.advance_clock(6 * 60)
+    assert not deleted(stack, session_id)
+    assert worker_running(stack, session_id)
+    # Past the hard cap: Blaxel deletes it.
+    blaxel.advance_clock(5 * 60)
+    wait_for(lambda: deleted(stack, session_id), "the sandbox's deletion at the cap")
 
 
 def test_twenty_duplicate_deliveries_start_one_worker(stack: Stack) -> None:
@@ -310,42 +373,101 @@ def test_work_is_not_claimed_while_its_sandbox_cannot_be_made_ready(stack: Stack
     assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == ["later"]
 
 
-def test_claimed_work_that_cannot_be_started_is_stopped_with_the_reason_logged(
+def test_claimed_work_whose_worker_cannot_start_is_not_stopped_and_is_served_later(
     stack: Stack,
 ) -> None:
-    orchestrator = stack.orchestrator(ORCH_START_RETRIES="1")
-    add_fault(stack, "POST", r"/process$", 500, times=2)
     session_id = stack.create_session()
+    # Aimed at this session's sandbox only; armed before any orchestrator sees the session.
+    sandbox = worker_sandbox_name(session_id)
+    add_fault(stack, "POST", rf"/{sandbox}/process$", 500, times=2)
+    orchestrator = stack.orchestrator(
+        webhook=False,
+        ORCH_WEBHOOK_SIGNING_SECRET=new_signing_secret(),
+        ORCH_START_RETRIES="1",
+        ORCH_RECOVERY_POLL_SECONDS="0.5",
+    )
     entry = wait_for(
         lambda: [
             e
             for e in orchestrator.log_entries()
-            if e["msg"] == "claimed work cannot be served; stopping it"
+            if e["msg"] == "worker start failed; the claimed work is left to be reclaimed"
         ],
-        "the stop of the unservable work",
+        "the failed start",
     )[0]
     assert entry["session_id"] == session_id
-    assert "start worker in" in entry["reason"]
-    items = stack.server.emulator.anthropic.work_items.values()
-    assert [i.state for i in items if i.session_id == session_id] == ["stopped"]
-    # Its sandbox, ready but without a worker, is deleted once idle like any other.
-    wait_for(lambda: deleted(stack, session_id), "the idle sandbox's deletion")
+    items = [i for i in stack.server.emulator.anthropic.work_items.values()]
+    assert [i.state for i in items if i.session_id == session_id] == ["starting"]
+    # Its lease lapses (no heartbeat ever came): the recovery poll claims and serves it.
+    clock = stack.server.emulator.anthropic.clock
+    clock.advance(301)
+    try:
+        stack.say(session_id, "bash: echo served after all")
+        assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == [
+            "served after all"
+        ]
+    finally:
+        clock.advance(-301)
+    assert len(stack.worker_starts(session_id)) == 1
 
 
-def test_worker_sandboxes_left_by_a_previous_orchestrator_are_deleted_once_idle(
+def test_a_sandbox_left_by_a_stopped_orchestrator_goes_once_its_session_ended(
     stack: Stack,
 ) -> None:
-    first = stack.orchestrator(ORCH_WORKER_IDLE_DELETE_SECONDS="3600")
+    first = stack.orchestrator()
     session_id = stack.create_session()
     stack.say(session_id, "bash: echo before the restart")
     wait_for(lambda: tool_results(stack, session_id), "the tool result")
-    wait_for(lambda: first.logged("worker ended", session_id=session_id), "the worker's end")
     first.stop()
+    # The session ends while no orchestrator listens: its webhook is lost.
+    stack.client.beta.sessions.archive(session_id)
     assert not deleted(stack, session_id)
 
     second = stack.orchestrator()
-    wait_for(lambda: deleted(stack, session_id), "the orphaned sandbox's deletion")
-    assert second.logged("adopted worker sandbox", session_id=session_id, running=False)
+    wait_for(lambda: deleted(stack, session_id), "the janitor's deletion")
+    assert second.logged("janitor: the session ended; deleting its sandbox", session_id=session_id)
+
+
+def test_ready_names_a_rejected_blaxel_key(stack: Stack) -> None:
+    response = ready_details(
+        stack.orchestrator(ORCH_BLAXEL_API_KEY="bl-not-a-real-key", ORCH_STATUS_TOKEN=STATUS_TOKEN)
+    )
+    assert response.status_code == 503
+    assert response.json()["problems"] == ["Blaxel API key or workspace rejected by the Blaxel API"]
+
+
+def test_dispatch_works_without_the_signing_secret(stack: Stack) -> None:
+    orchestrator = stack.orchestrator(
+        webhook=False,
+        ORCH_WEBHOOK_SIGNING_SECRET=None,
+        ORCH_RECOVERY_POLL_SECONDS="0.5",
+        ORCH_STATUS_TOKEN=STATUS_TOKEN,
+    )
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo no secret needed")
+    assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == [
+        "no secret needed"
+    ]
+    assert ready_details(orchestrator).json()["problems"] == [
+        "webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)"
+    ]
+
+
+def test_the_worker_environment_holds_no_secret_value_of_the_orchestrator(stack: Stack) -> None:
+    orchestrator = stack.orchestrator(ORCH_WORKER_MAX_IDLE_SECONDS="3600")
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo env checked")
+    wait_for(lambda: tool_results(stack, session_id), "the tool result")
+    sandbox = stack.server.emulator.blaxel.get_sandbox(worker_sandbox_name(session_id))
+    [process] = [p for p in sandbox.processes.list() if p.name.startswith("worker-")]
+    environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+    values = {v.split(b"=", 1)[1].decode() for v in environ if b"=" in v}
+    secrets = [
+        stack.environment_key,
+        stack.server.config.blaxel_api_key,
+        stack.server.config.anthropic_api_key,
+        orchestrator.env["ORCH_WEBHOOK_SIGNING_SECRET"],
+    ]
+    assert not [s[:12] for s in secrets if any(s in v for v in values)]
 
 
 def test_a_per_session_volume_is_mounted_when_configured(stack: Stack) -> None:
@@ -357,3 +479,52 @@ def test_a_per_session_volume_is_mounted_when_configured(stack: Stack) -> None:
     assert volume in stack.server.emulator.blaxel.volumes
     sandbox = stack.server.emulator.blaxel.get_sandbox(worker_sandbox_name(session_id))
     assert [v["name"] for v in sandbox.spec["volumes"]] == [volume]
+
+
+def test_a_worker_start_whose_answer_was_lost_starts_one_worker(stack: Stack) -> None:
+    session_id = stack.create_session()
+    # The start is applied, then its answer dropped: the retry must find the running worker.
+    stack.server.emulator.faults.add(
+        FaultRule(
+            "POST",
+            r"/process$",
+            502,
+            1,
+            action="drop_answer",
+            sandbox=worker_sandbox_name(session_id),
+        )
+    )
+    orchestrator = stack.orchestrator(
+        webhook=False,
+        ORCH_WEBHOOK_SIGNING_SECRET=new_signing_secret(),
+        ORCH_RECOVERY_POLL_SECONDS="0.5",
+    )
+    stack.say(session_id, "bash: echo one worker")
+    assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == ["one worker"]
+    assert len(stack.worker_starts(session_id)) == 1
+    assert orchestrator.logged("worker started", session_id=session_id)
+
+
+def test_an_item_whose_secret_has_no_sessions_token_is_stopped_with_the_reason(
+    stack: Stack,
+) -> None:
+    stack.server.emulator.anthropic.set_work_secret_mode(stack.environment_id, "no_sessions_token")
+    orchestrator = stack.orchestrator()
+    session_id = stack.create_session()
+    entry = wait_for(
+        lambda: [
+            e
+            for e in orchestrator.log_entries()
+            if e["msg"].startswith(
+                "work item stopped: it cannot be served without a sessions token"
+            )
+            and e.get("session_id") == session_id
+        ],
+        "the logged stop",
+    )[0]
+    assert "sessions_token" in entry["reason"]
+    assert stack.worker_starts(session_id) == []
+    items = stack.server.emulator.anthropic.work_items.values()
+    wait_for(
+        lambda: [i.state for i in items if i.session_id == session_id] == ["stopped"], "the stop"
+    )

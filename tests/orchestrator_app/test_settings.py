@@ -43,8 +43,8 @@ def test_settings_are_not_read_at_import_time(monkeypatch: pytest.MonkeyPatch) -
     assert Settings.from_env().environment_id == "env_later"
 
 
-def test_port_defaults_to_port_then_8080(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings.from_env().port == 8080
+def test_port_defaults_to_port_then_8000(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().port == 8000
     monkeypatch.setenv("PORT", "4321")
     assert Settings.from_env().port == 4321
     monkeypatch.setenv("ORCH_PORT", "9999")

@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from orchestrator_app.app import create_app
 from orchestrator_app.settings import Settings
+from orchestrator_app.status import dispatcher_snapshot
 
 TOKEN = "status-token-for-unit-tests-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -67,7 +68,8 @@ def test_status_with_the_token_shows_the_environment_queue_and_workers(
     assert body["queue"] == {"error": "queue stats unavailable: APIConnectionError"}
     assert body["sessions_in_flight"] == []
     assert body["workers"] == []
-    assert body["workers_by_state"] == {"starting": 0, "running": 0, "idle": 0}
+    assert body["workers_by_state"] == {"starting": 0, "running": 0, "ending": 0}
+    assert body["polled_unclaimed"] == 0
     assert body["counters"]["drains"] == {"total": 0.0}
 
 
@@ -82,7 +84,7 @@ def test_metrics_with_the_token_parse_as_prometheus_text(client: TestClient) -> 
     for gauge in ("queue_depth", "queue_pending", "sessions_in_flight", "workers"):
         assert families[f"cma_orchestrator_{gauge}"].type == "gauge"
     states = {s.labels["state"] for s in families["cma_orchestrator_workers"].samples}
-    assert states == {"starting", "running", "idle"}
+    assert states == {"starting", "running", "ending"}
 
 
 def test_each_app_has_its_own_registry(offline_settings: Settings) -> None:
@@ -109,3 +111,28 @@ def test_ready_names_the_problems_to_the_token_holder(
     assert response.status_code == 503
     problems = response.json()["problems"]
     assert f"Anthropic API unreachable at {offline_settings.anthropic_url}" in problems
+
+
+def test_the_status_view_reads_the_dispatchers_public_snapshot() -> None:
+    class Snapshotting:
+        def snapshot(self) -> dict[str, object]:
+            return {
+                "in_flight": {"s_new": "dispatch", "s_turn": "dispatch", "s_gone": "end"},
+                "workers": {
+                    "s_run": {"sandbox": "w-run", "process": "p1", "work_id": "work_1"},
+                    "s_turn": {"sandbox": "w-turn", "process": "p2", "work_id": "work_2"},
+                },
+                "polled_unclaimed": 2,
+                "stats": {},
+            }
+
+    view = dispatcher_snapshot(Snapshotting())  # type: ignore[arg-type]
+    assert view["sessions_in_flight"] == ["s_gone", "s_new", "s_turn"]
+    assert view["polled_unclaimed"] == 2
+    assert {w["session_id"]: (w["state"], w["sandbox"]) for w in view["workers"]} == {
+        "s_gone": ("ending", None),
+        "s_new": ("starting", None),
+        "s_run": ("running", "w-run"),
+        "s_turn": ("starting", "w-turn"),
+    }
+    assert view["workers_by_state"] == {"starting": 2, "running": 1, "ending": 1}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -88,7 +89,7 @@ def test_metrics_counters_move_when_a_session_is_served(stack: Stack) -> None:
 
 
 def test_status_lists_the_sessions_worker_sandbox_and_the_queue(stack: Stack) -> None:
-    orchestrator = stack.orchestrator(ORCH_STATUS_TOKEN=TOKEN, ORCH_WORKER_IDLE_DELETE_SECONDS="60")
+    orchestrator = stack.orchestrator(ORCH_STATUS_TOKEN=TOKEN)
     session_id = stack.create_session()
     stack.say(session_id, "bash: echo listed")
     wait_for(lambda: tool_results(stack, session_id), "the tool result in the session")
@@ -124,7 +125,7 @@ def run_status_command(stack: Stack, outputs: dict[str, Any], *flags: str) -> st
 
 
 def test_the_status_command_prints_the_stacks_workers_after_a_session(stack: Stack) -> None:
-    orchestrator = stack.orchestrator(ORCH_STATUS_TOKEN=TOKEN, ORCH_WORKER_IDLE_DELETE_SECONDS="60")
+    orchestrator = stack.orchestrator(ORCH_STATUS_TOKEN=TOKEN)
     session_id = stack.create_session()
     stack.say(session_id, "bash: echo status")
     wait_for(lambda: tool_results(stack, session_id), "the tool result in the session")
@@ -151,7 +152,8 @@ def test_the_status_command_prints_the_stacks_workers_after_a_session(stack: Sta
     table = run_status_command(stack, outputs)
     [row] = [line for line in table.splitlines() if sandbox in line and "DEPLOYED" in line]
     assert session_id in row
-    assert "webhook_deliveries: accepted,200=1" in table
+    # One run-started per turn step of the session (how many is the emulator's to say).
+    assert re.search(r"^  webhook_deliveries: accepted,200=[1-9]", table, re.MULTILINE)
 
 
 def test_mid_rotation_deliveries_of_the_old_and_the_new_endpoint_are_all_accepted(

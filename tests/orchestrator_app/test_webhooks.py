@@ -122,6 +122,23 @@ def test_other_event_types_are_acknowledged_and_ignored(client: TestClient, sign
     assert accepted(client) == 0
 
 
+@pytest.mark.parametrize("event_type", ["session.status_terminated", "session.deleted"])
+def test_a_session_end_event_hands_the_session_to_its_cleanup(
+    client: TestClient, sign: SignFn, event_type: str
+) -> None:
+    dispatcher = client.app_state["services"].dispatcher
+    ended: list[tuple[str, str]] = []
+    dispatcher.session_ended = lambda session_id, reason: ended.append((session_id, reason))
+    event = run_started("sesn_ended")
+    event["data"]["type"] = event_type
+    body, headers = sign(event)
+    response = client.post("/webhook", content=body, headers=headers)
+    assert response.status_code == 200
+    assert response.json() == {"status": "accepted"}
+    assert ended == [("sesn_ended", event_type)]
+    assert accepted(client) == 0
+
+
 def test_without_a_signing_secret_the_webhook_answers_503(
     offline_settings: Settings, sign: SignFn
 ) -> None:

@@ -2,23 +2,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
 from blaxel.core.client.models import SandboxNetwork
+from blaxel.core.errors import BlaxelError as SdkBlaxelError
 from blaxel.core.sandbox import is_valid_sandbox_name
 from blaxel.core.sandbox.types import SandboxCreateConfiguration
 
-from orchestrator_app.errors import BlaxelError
+from orchestrator_app.errors import BlaxelError, BlaxelNotFound
 from orchestrator_app.sandboxes import as_blaxel_error, with_retries
 from orchestrator_app.settings import Settings
 from orchestrator_app.workers import (
+    sessions_token_of,
     worker_process_env,
     worker_process_name,
     worker_process_request,
     worker_sandbox_name,
     worker_sandbox_spec,
     worker_volume_name,
+    worker_volume_spec,
 )
 
 SESSION = "sesn_01AbCdEfGhIjKlMnOpQrStUv"
@@ -55,6 +59,7 @@ def test_worker_env_holds_exactly_the_contract_variables() -> None:
         session_id=SESSION,
         work_id="work_1",
         work_secret="c2VjcmV0",
+        max_idle_seconds=60,
     )
     assert sorted(env) == [
         "ANTHROPIC_BASE_URL",
@@ -62,7 +67,38 @@ def test_worker_env_holds_exactly_the_contract_variables() -> None:
         "ANTHROPIC_SESSION_ID",
         "ANTHROPIC_WORK_ID",
         "ANTHROPIC_WORK_SECRET",
+        "CMA_WORKER_MAX_IDLE",
     ]
+    assert env["CMA_WORKER_MAX_IDLE"] == "60"
+
+
+def test_the_environment_key_reaches_the_worker_only_through_the_explicit_fallback() -> None:
+    common: dict[str, Any] = {
+        "base_url": "http://127.0.0.1:1",
+        "environment_id": "env_1",
+        "session_id": SESSION,
+        "work_id": "work_1",
+        "max_idle_seconds": 60,
+    }
+    without = worker_process_env(work_secret=None, **common)
+    assert "ANTHROPIC_ENVIRONMENT_KEY" not in without
+    assert "ANTHROPIC_WORK_SECRET" not in without
+    key = "sk-ant-oat01-fallback"
+    fallback = worker_process_env(work_secret=None, fallback_environment_key=key, **common)
+    assert fallback["ANTHROPIC_ENVIRONMENT_KEY"] == key
+
+
+def test_a_sessions_token_is_read_from_the_secret_like_the_sdk_does() -> None:
+    import base64
+
+    def secret(payload: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+    assert sessions_token_of(secret({"sessions_token": "sk-ant-sst01-x"})) == "sk-ant-sst01-x"
+    assert sessions_token_of(secret({"ingress_token": "t"})) is None
+    assert sessions_token_of(secret({"sessions_token": ""})) is None
+    assert sessions_token_of("not base64 json!") is None
+    assert sessions_token_of(None) is None
 
 
 def test_worker_process_request_starts_python_m_worker_without_waiting() -> None:
@@ -87,15 +123,23 @@ def _settings(**overrides: object) -> Settings:
     return Settings.model_validate(base)
 
 
-def test_worker_sandbox_spec_has_image_memory_labels_and_a_max_age_policy() -> None:
+def test_worker_sandbox_spec_expires_when_idle_and_at_the_optional_hard_cap() -> None:
     spec = worker_sandbox_spec(_settings(), SESSION)
     assert spec["name"] == worker_sandbox_name(SESSION)
     assert spec["image"] == "cma-worker:abc"
     assert spec["memory"] == 2048
-    assert spec["labels"]["cma-session-id"] == SESSION
-    assert spec["labels"]["cma-role"] == "worker"
+    assert spec["labels"] == {
+        "cma-role": "worker",
+        "cma-session-id": SESSION,
+        "cma-environment-id": "env_1",
+    }
     assert spec["lifecycle"]["expiration_policies"] == [
-        {"type": "ttl-max-age", "value": "12h", "action": "delete"}
+        {"type": "ttl-idle", "value": "7d", "action": "delete"},
+        {"type": "ttl-max-age", "value": "12h", "action": "delete"},
+    ]
+    uncapped = worker_sandbox_spec(_settings(worker_max_age=None, worker_idle_ttl="2h"), SESSION)
+    assert uncapped["lifecycle"]["expiration_policies"] == [
+        {"type": "ttl-idle", "value": "2h", "action": "delete"}
     ]
     assert "region" not in spec
     assert worker_sandbox_spec(_settings(worker_region="us-pdx-1"), SESSION)["region"] == "us-pdx-1"
@@ -125,6 +169,13 @@ def test_proxy_secret_lives_only_in_the_network_proxy_routing_rule() -> None:
     assert "ghp_proxy_secret_value" in json.dumps(config.network.to_dict())
 
 
+def test_a_volume_carries_the_same_labels_as_its_sandbox() -> None:
+    settings = _settings(worker_volume_size_mb=1024)
+    volume = worker_volume_spec(settings, SESSION)
+    assert volume["labels"] == worker_sandbox_spec(settings, SESSION)["labels"]
+    assert volume["name"] == worker_volume_name(SESSION)
+
+
 def test_per_session_volume_is_attached_when_configured() -> None:
     assert "volumes" not in worker_sandbox_spec(_settings(), SESSION)
     spec = worker_sandbox_spec(_settings(worker_volume_size_mb=1024), SESSION)
@@ -133,20 +184,37 @@ def test_per_session_volume_is_attached_when_configured() -> None:
     ]
 
 
+def _mapped(exc: BaseException) -> BlaxelError:
+    error = as_blaxel_error(exc, "x")
+    assert error is not None
+    return error
+
+
 def test_network_failures_and_5xx_are_transient_4xx_are_not() -> None:
-    assert as_blaxel_error(httpx.ConnectError("refused"), "x").transient
+    assert _mapped(httpx.ConnectError("refused")).transient
     server = BlaxelError("boom", transient=True, status=503)
     assert as_blaxel_error(server, "x") is server
+    assert not _mapped(SdkBlaxelError("bad", status=400)).transient
+    assert _mapped(SdkBlaxelError("bad", status=400)).status == 400
+    assert _mapped(SdkBlaxelError("slow down", status=429)).transient
+    assert _mapped(SdkBlaxelError("down", status=502)).transient
 
-    class Rejected(Exception):
-        status = 400
 
-    class Overloaded(Exception):
-        status = 429
+def test_a_404_maps_to_the_not_found_class() -> None:
+    assert isinstance(_mapped(SdkBlaxelError("no such sandbox", status=404)), BlaxelNotFound)
 
-    assert not as_blaxel_error(Rejected(), "x").transient
-    assert as_blaxel_error(Rejected(), "x").status == 400
-    assert as_blaxel_error(Overloaded(), "x").transient
+
+def test_our_own_bugs_are_not_blaxel_errors_and_are_never_retried() -> None:
+    calls = []
+
+    async def buggy() -> None:
+        calls.append(1)
+        raise KeyError("a bug in our code")
+
+    assert as_blaxel_error(KeyError("x"), "x") is None
+    with pytest.raises(KeyError):
+        asyncio.run(with_retries(buggy, action="t", retries=4, base_delay=0))
+    assert len(calls) == 1
 
 
 def test_with_retries_retries_transient_errors_then_succeeds() -> None:
@@ -165,12 +233,9 @@ def test_with_retries_retries_transient_errors_then_succeeds() -> None:
 def test_with_retries_gives_up_at_once_on_a_permanent_error() -> None:
     calls = []
 
-    class Rejected(Exception):
-        status = 400
-
     async def rejected() -> None:
         calls.append(1)
-        raise Rejected()
+        raise SdkBlaxelError("refused", status=400)
 
     with pytest.raises(BlaxelError) as info:
         asyncio.run(with_retries(rejected, action="create", retries=4, base_delay=0))
@@ -188,3 +253,12 @@ def test_with_retries_stops_after_the_retry_budget() -> None:
     with pytest.raises(BlaxelError):
         asyncio.run(with_retries(down, action="t", retries=2, base_delay=0))
     assert len(calls) == 3
+
+
+def test_worker_timing_comes_from_the_settings() -> None:
+    default = worker_process_request(Settings(), {}, "work_1")
+    assert (default["keep_alive"], default["timeout"]) == (True, 0)
+    tuned = worker_process_request(
+        Settings(worker_keep_alive=False, worker_max_lifetime_seconds=7200), {}, "work_1"
+    )
+    assert (tuned["keep_alive"], tuned["timeout"]) == (False, 7200)

@@ -12,7 +12,10 @@ from worker.__main__ import REQUIRED, max_idle, missing_env, workspace_dir
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_worker(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run_worker(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m worker` in `<tmp>/app`, so its workspace (`<tmp>/workspace`) stays in tmp."""
+    app = tmp_path / "app"
+    app.mkdir(exist_ok=True)
     base = {"PATH": os.environ["PATH"], "DO_NOT_TRACK": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "worker"],
@@ -20,13 +23,15 @@ def _run_worker(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=ROOT,
+        cwd=app,
     )
 
 
 def test_missing_env_names_every_unset_contract_variable() -> None:
-    assert missing_env({}) == list(REQUIRED)
-    assert missing_env({name: "x" for name in REQUIRED}) == []
+    assert missing_env({}) == [*REQUIRED, "ANTHROPIC_WORK_SECRET or ANTHROPIC_ENVIRONMENT_KEY"]
+    coordinates = {name: "x" for name in REQUIRED}
+    assert missing_env({**coordinates, "ANTHROPIC_WORK_SECRET": "s"}) == []
+    assert missing_env({**coordinates, "ANTHROPIC_ENVIRONMENT_KEY": "k"}) == []
 
 
 def test_the_workspace_sits_beside_the_working_dir() -> None:
@@ -39,8 +44,8 @@ def test_max_idle_defaults_to_the_sdk_default_and_reads_the_image_setting() -> N
     assert max_idle({"CMA_WORKER_MAX_IDLE": "soon"}) == 60.0
 
 
-def test_worker_without_its_environment_exits_2_naming_what_is_missing() -> None:
-    result = _run_worker({})
+def test_worker_without_its_environment_exits_2_naming_what_is_missing(tmp_path: Path) -> None:
+    result = _run_worker({}, tmp_path)
     assert result.returncode == 2
     entry = json.loads(result.stderr.strip().splitlines()[-1])
     assert "ANTHROPIC_WORK_SECRET" in entry["msg"]
@@ -58,7 +63,7 @@ def test_worker_that_cannot_serve_exits_1_with_a_reason_and_without_its_secret(
         "ANTHROPIC_WORK_ID": "work_1",
         "ANTHROPIC_WORK_SECRET": secret,
     }
-    result = _run_worker(env)
+    result = _run_worker(env, tmp_path)
     assert result.returncode == 1
     assert "serving failed" in result.stderr
     assert "sessions token" in result.stderr

@@ -14,13 +14,14 @@ import anthropic
 import pytest
 from anthropic.types.beta.environments import BetaSelfHostedWork
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from tests.orchestrator_app.emulated import ROOT, Stack, make_stack, wait_for
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    with EmulatorServer() as server:
+    with EmulatorServer(timing=fast_timing()) as server:
         made = make_stack(server, worker_image="", tmp=tmp_path, name="worker-test")
         try:
             yield made

@@ -23,9 +23,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from emulator.anthropic import AnthropicBackend, anthropic_routes, console_routes
-from emulator.config import EmulatorConfig
+from emulator.app import unexpected_error_handler
+from emulator.config import EmulatorConfig, fast_timing
 
 LOOPBACK = "127.0.0.1"
+UNEXPECTED_ERRORS: list[str] = []  # exceptions no route mapped (emulator bugs), per test
 
 
 @dataclass
@@ -83,7 +85,12 @@ def anthropic_server() -> Iterator[AnthropicServer]:
     sock.listen(128)
     port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="anthropic-emulator-") as tmp:
-        config = EmulatorConfig(public_base_url=f"http://{LOOPBACK}:{port}", data_dir=Path(tmp))
+        # Items pollable at once here; test_contract.py pins the delay on its own.
+        timing = fast_timing()
+        timing.update(work_pollable_delay_s=0)
+        config = EmulatorConfig(
+            public_base_url=f"http://{LOOPBACK}:{port}", data_dir=Path(tmp), timing=timing
+        )
         backend = AnthropicBackend(config)
         receivers: dict[str, Receiver] = {}
 
@@ -100,6 +107,7 @@ def anthropic_server() -> Iterator[AnthropicServer]:
                 *anthropic_routes(backend),
             ],
             lifespan=lifespan,
+            exception_handlers={Exception: unexpected_error_handler(UNEXPECTED_ERRORS)},
         )
         server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
@@ -121,14 +129,20 @@ def anthropic_server() -> Iterator[AnthropicServer]:
 
 
 @pytest.fixture
-def emulator(anthropic_server: AnthropicServer, monkeypatch: pytest.MonkeyPatch) -> AnthropicServer:
-    """The shared server, emptied, with quick webhook retries."""
+def emulator(
+    anthropic_server: AnthropicServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[AnthropicServer]:
+    """The shared server, emptied, with quick webhook retries; an emulator bug fails the test."""
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
     anthropic_server.backend.reset()
     anthropic_server.backend.webhook_retry_delays = (0.05, 0.1, 0.2)
     anthropic_server.receivers.clear()
-    return anthropic_server
+    UNEXPECTED_ERRORS.clear()
+    yield anthropic_server
+    errors = list(UNEXPECTED_ERRORS)
+    UNEXPECTED_ERRORS.clear()
+    assert not errors, f"the emulator raised unexpected exceptions: {errors}"
 
 
 @pytest.fixture

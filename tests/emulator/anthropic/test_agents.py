@@ -63,3 +63,110 @@ def test_an_unknown_agent_is_not_found(client: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.NotFoundError) as caught:
         client.beta.agents.retrieve("agent_missing")
     assert caught.value.api_message == "Agent agent_missing not found"
+
+
+def test_mcp_toolsets_default_to_always_ask_and_effort_reads_back_as_an_object(
+    client: anthropic.Anthropic,
+) -> None:
+    created = client.beta.agents.create(
+        name="mcp",
+        model={"id": "claude-opus-4-8", "effort": "high"},
+        tools=[{"type": "mcp_toolset", "mcp_server_name": "docs"}],
+        mcp_servers=[{"type": "url", "name": "docs", "url": "https://mcp.example.com"}],
+    )
+    strict(BetaManagedAgentsAgent, created)
+    toolset = created.tools[0]
+    assert toolset.type == "mcp_toolset"
+    assert toolset.default_config.permission_policy is not None
+    assert toolset.default_config.permission_policy.type == "always_ask"
+    assert created.model.effort is not None and created.model.effort.type == "high"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"mcp_servers": [{"type": "url", "name": "docs", "url": "https://x"}]},
+            "mcp_servers: not referenced by any mcp_toolset: ['docs']",
+        ),
+        (
+            {"tools": [{"type": "mcp_toolset", "mcp_server_name": "docs"}]},
+            "tools.mcp_server_name: no server ['docs'] in mcp_servers",
+        ),
+        (
+            {
+                "tools": [
+                    {
+                        "type": "custom",
+                        "name": "no spaces",
+                        "description": "d",
+                        "input_schema": {"type": "object"},
+                    }
+                ]
+            },
+            "tools.name: 1-128 characters; letters, digits, underscores, and hyphens",
+        ),
+        (
+            {
+                "tools": [
+                    {"type": "custom", "name": "t", "description": "d", "input_schema": {"a": 1}}
+                ]
+            },
+            "tools.input_schema: must be a JSON schema of type 'object'",
+        ),
+    ],
+)
+def test_tools_and_servers_the_api_refuses(
+    client: anthropic.Anthropic, fields: dict, message: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.beta.agents.create(name="bad", model="claude-sonnet-4-6", **fields)
+    assert caught.value.status_code == 400
+    assert caught.value.api_message == message
+
+
+def test_a_multiagent_roster_reads_back_resolved_to_agent_versions(
+    client: anthropic.Anthropic,
+) -> None:
+    helper = agent(client, "helper")
+    client.beta.agents.update(helper.id, version=1, system="v2")
+    created = client.beta.agents.create(
+        name="lead",
+        model="claude-sonnet-4-6",
+        multiagent={"type": "coordinator", "agents": [{"type": "self"}, helper.id]},
+    )
+    strict(BetaManagedAgentsAgent, created)
+    assert created.multiagent is not None and created.multiagent.type == "coordinator"
+    assert [(a.id, a.version) for a in created.multiagent.agents] == [  # type: ignore[union-attr]
+        (created.id, 1),
+        (helper.id, 2),
+    ]
+
+
+def test_a_multiagent_update_merges_members_and_null_restores_a_default(
+    client: anthropic.Anthropic,
+) -> None:
+    created = client.beta.agents.create(
+        name="lead",
+        model="claude-sonnet-4-6",
+        multiagent={"type": "multiagent_20261001", "workflows": {"type": "disabled"}},
+    )
+    strict(BetaManagedAgentsAgent, created)
+    merged = client.beta.agents.update(
+        created.id,
+        version=1,
+        multiagent={"type": "multiagent_20261001", "advisor": {"type": "enabled", "model": "m"}},
+    )
+    assert merged.multiagent is not None and merged.multiagent.type == "multiagent_20261001"
+    assert (merged.multiagent.advisor.type, merged.multiagent.workflows.type) == (
+        "enabled",
+        "disabled",
+    )
+    reset = client.beta.agents.update(
+        created.id, version=2, multiagent={"type": "multiagent_20261001", "workflows": None}
+    )
+    assert reset.multiagent is not None and reset.multiagent.type == "multiagent_20261001"
+    assert (reset.multiagent.advisor.type, reset.multiagent.workflows.type) == (
+        "enabled",
+        "enabled",
+    )

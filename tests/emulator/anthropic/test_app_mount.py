@@ -5,12 +5,13 @@ from __future__ import annotations
 import anthropic
 import httpx
 
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from tests.emulator.anthropic.helpers import self_hosted_environment
 
 
 def test_the_full_emulator_serves_the_api_and_the_console() -> None:
-    with EmulatorServer() as server:
+    with EmulatorServer(timing=fast_timing()) as server:
         config = server.config
         client = anthropic.Anthropic(
             api_key=config.anthropic_api_key, base_url=config.anthropic_base_url, max_retries=0

@@ -149,7 +149,7 @@ def test_the_organization_webhooks_api_shows_the_secret_once(
 ) -> None:
     hooks = client.beta.organization.webhooks
     created = hooks.create(
-        url=emulator.receiver_url("org"), enabled_events=["external_key.failed"], name="ops"
+        url="https://ops.example/hooks", enabled_events=["external_key.failed"], name="ops"
     )
     strict(BetaNewOrganizationWebhookEndpoint, created)
     assert created.signing_secret.startswith("whsec_")
@@ -166,19 +166,24 @@ def test_the_organization_webhooks_api_shows_the_secret_once(
     assert caught.value.api_message == f"Webhook endpoint {created.id} not found"
 
 
-def test_an_organization_endpoint_with_session_events_receives_deliveries(
+def test_the_organization_api_refuses_session_events(
     client: anthropic.Anthropic, emulator: AnthropicServer
 ) -> None:
-    created = client.beta.organization.webhooks.create(
-        url=emulator.receiver_url("org"),
-        enabled_events=[RUN_STARTED],  # type: ignore[list-item]
-    )
-    session_id = _start_session(client)
-    headers, body = wait_until(lambda: emulator.receivers["org"].requests)[0]
-    assert (
-        client.beta.webhooks.unwrap(body, headers=headers, key=created.signing_secret).data.id
-        == session_id
-    )
+    """docs/platform-contract.md A12: its event list has no `session.*` event (DESIGN §2)."""
+    with pytest.raises(anthropic.BadRequestError, match="unknown event type"):
+        client.beta.organization.webhooks.create(
+            url="https://orch.example/webhook",
+            enabled_events=[RUN_STARTED],  # type: ignore[list-item]
+        )
+
+
+def test_the_organization_api_refuses_plain_http(
+    client: anthropic.Anthropic, emulator: AnthropicServer
+) -> None:
+    with pytest.raises(anthropic.BadRequestError, match="must be an https URL"):
+        client.beta.organization.webhooks.create(
+            url=emulator.receiver_url("org"), enabled_events=["external_key.failed"]
+        )
 
 
 def test_the_organization_api_does_not_exist_without_its_beta_header(

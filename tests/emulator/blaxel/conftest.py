@@ -16,8 +16,9 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from emulator.app import unexpected_error_handler
 from emulator.blaxel import BlaxelBackend, blaxel_routes
-from emulator.config import BLAXEL_PREFIX, EmulatorConfig
+from emulator.config import BLAXEL_PREFIX, EmulatorConfig, fast_timing
 
 API_KEY = "bl-test-key"
 WORKSPACE = "test-ws"
@@ -49,6 +50,7 @@ class BlaxelServer:
             data_dir=data_dir,
             blaxel_api_key=API_KEY,
             blaxel_workspace=WORKSPACE,
+            timing=fast_timing(),
         )
         self.backend = BlaxelBackend(self.config)
 
@@ -60,8 +62,11 @@ class BlaxelServer:
             finally:
                 await self.backend.stop()
 
+        self.unexpected_errors: list[str] = []
         app = Starlette(
-            routes=[Mount(BLAXEL_PREFIX, routes=blaxel_routes(self.backend))], lifespan=lifespan
+            routes=[Mount(BLAXEL_PREFIX, routes=blaxel_routes(self.backend))],
+            lifespan=lifespan,
+            exception_handlers={Exception: unexpected_error_handler(self.unexpected_errors)},
         )
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         self._thread = threading.Thread(
@@ -144,9 +149,25 @@ async def backend(
     pids = blaxel_server.backend.running_pids()
     blaxel_server.backend.reset()
     assert not [pid for pid in pids if _alive(pid)], "reset left sandbox processes alive"
+    errors, blaxel_server.unexpected_errors[:] = list(blaxel_server.unexpected_errors), []
+    assert not errors, f"the emulator raised unexpected exceptions: {errors}"
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     """One event loop for the whole session: the SDK's global client is bound to its loop."""
     return "asyncio"
+
+
+async def until_status(name: str, status: str, limit_s: float = 5.0) -> Any:
+    """The sandbox read through the SDK once it shows `status` (deploys and deletes take time)."""
+    import asyncio
+
+    from blaxel.core import SandboxInstance
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        sandbox = await SandboxInstance.get(name)
+        if sandbox.status == status or time.monotonic() > deadline:
+            return sandbox
+        await asyncio.sleep(0.02)

@@ -25,9 +25,9 @@ def _context(files: dict[str, str], dockerfile: str) -> bytes:
 
 
 async def test_reset_kills_processes_and_forgets_everything(backend: BlaxelBackend) -> None:
-    sandbox = await SandboxInstance.create({"name": "r", "ports": [{"target": 80}]})
+    sandbox = await SandboxInstance.create({"name": "r", "ports": [{"target": 3000}]})
     await sandbox.process.exec({"name": "long", "command": "sleep 30"})
-    await sandbox.previews.create({"metadata": {"name": "p"}, "spec": {"port": 80}})
+    await sandbox.previews.create({"metadata": {"name": "p"}, "spec": {"port": 3000}})
     before = backend.live_resources()
 
     backend.reset()

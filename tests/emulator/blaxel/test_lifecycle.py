@@ -9,6 +9,7 @@ from blaxel.core import SandboxInstance
 from blaxel.core.sandbox.default.sandbox import SandboxAPIError
 
 from emulator.blaxel import BlaxelBackend
+from tests.emulator.blaxel.conftest import until_status
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +27,7 @@ async def test_ttl_max_age_deletes_the_sandbox_and_its_processes(backend: Blaxel
     backend.advance_clock(299)
     alive = await SandboxInstance.get("aged")
     backend.advance_clock(2)
-    expired = await SandboxInstance.get("aged")
+    expired = await until_status("aged", "TERMINATED")
 
     assert alive.status == "DEPLOYED"
     assert alive.expires_in <= 1  # 300 s of max age, 299 of them advanced
@@ -40,7 +41,7 @@ async def test_runtime_ttl_is_a_max_age(backend: BlaxelBackend) -> None:
 
     backend.advance_clock(601)
 
-    assert (await SandboxInstance.get("ttl")).status == "TERMINATED"
+    assert (await until_status("ttl", "TERMINATED")).status == "TERMINATED"
 
 
 async def test_ttl_idle_counts_from_the_last_use(backend: BlaxelBackend) -> None:
@@ -55,7 +56,7 @@ async def test_ttl_idle_counts_from_the_last_use(backend: BlaxelBackend) -> None
     backend.advance_clock(16)
 
     assert still_there.status == "DEPLOYED"
-    assert (await SandboxInstance.get("idle")).status == "TERMINATED"
+    assert (await until_status("idle", "TERMINATED")).status == "TERMINATED"
 
 
 async def test_a_running_keep_alive_process_keeps_an_idle_sandbox(backend: BlaxelBackend) -> None:
@@ -84,6 +85,7 @@ async def test_background_sweeper_expires_without_any_request(backend: BlaxelBac
 async def test_terminated_record_is_forgotten_after_its_retention(backend: BlaxelBackend) -> None:
     await SandboxInstance.create({"name": "short-lived"})
     await SandboxInstance.delete("short-lived")
+    await until_status("short-lived", "TERMINATED")
 
     backend.advance_clock(301)
 

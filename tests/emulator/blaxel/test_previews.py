@@ -10,6 +10,7 @@ from blaxel.core import SandboxInstance
 from blaxel.core.client.errors import ConflictError, UnexpectedStatus
 
 from emulator.blaxel import BlaxelBackend
+from infra.providers.sandbox import normalise_url
 
 pytestmark = pytest.mark.anyio
 
@@ -60,9 +61,9 @@ async def test_public_preview_proxies_method_body_headers_and_status(
         {"metadata": {"name": "api"}, "spec": {"port": 8000, "public": True}}
     )
     async with httpx.AsyncClient() as http:
-        await _get_when_up(http, preview.url)
+        await _get_when_up(http, normalise_url(preview.url))
         response = await http.post(
-            preview.url + "/hook?x=1", content=b"payload", headers={"x-test": "t"}
+            normalise_url(preview.url) + "/hook?x=1", content=b"payload", headers={"x-test": "t"}
         )
 
     assert preview.url == backend.preview_url("web-1", "api")
@@ -81,8 +82,8 @@ async def test_two_sandboxes_serving_the_same_port_do_not_collide(backend: Blaxe
     first, second = await _serving_sandbox("web-a"), await _serving_sandbox("web-b")
     spec = {"metadata": {"name": "p"}, "spec": {"port": 8000, "public": True}}
 
-    url_a = (await first.previews.create(spec)).url
-    url_b = (await second.previews.create(spec)).url
+    url_a = normalise_url((await first.previews.create(spec)).url)
+    url_b = normalise_url((await second.previews.create(spec)).url)
     async with httpx.AsyncClient() as http:
         await _get_when_up(http, url_a)
         await _get_when_up(http, url_b)
@@ -116,9 +117,9 @@ async def test_deleted_preview_url_answers_404_and_comes_back_the_same(
 
     await sandbox.previews.delete("p")
     async with httpx.AsyncClient() as http:
-        gone = await http.get(url)
+        gone = await http.get(normalise_url(url))
         recreated = (await sandbox.previews.create(spec)).url
-        back = await _get_when_up(http, recreated)
+        back = await _get_when_up(http, normalise_url(recreated))
 
     assert gone.status_code == 404
     assert gone.json()["error"]["code"] == "ROUTE_NOT_FOUND"
@@ -133,6 +134,7 @@ async def test_deleting_the_sandbox_makes_its_preview_404(backend: BlaxelBackend
             {"metadata": {"name": "p"}, "spec": {"port": 8000, "public": True}}
         )
     ).url
+    url = normalise_url(url)
     async with httpx.AsyncClient() as http:
         await _get_when_up(http, url)
         await SandboxInstance.delete("web-x")
@@ -148,7 +150,7 @@ async def test_private_preview_needs_credentials(backend: BlaxelBackend) -> None
     )
 
     async with httpx.AsyncClient() as http:
-        response = await http.get(preview.url)
+        response = await http.get(normalise_url(preview.url))
 
     assert response.status_code == 401
 
@@ -160,3 +162,29 @@ async def test_unknown_preview_is_404_through_the_sdk(backend: BlaxelBackend) ->
         await sandbox.previews.get("nope")
 
     assert caught.value.status_code == 404
+
+
+async def test_preview_url_comes_without_a_scheme_like_the_platform(backend: BlaxelBackend) -> None:
+    """docs.blaxel.ai/Sandboxes/Preview-url shows hosts; DESIGN §3: `spec.url` may lack a scheme."""
+    sandbox = await SandboxInstance.create({"name": "noscheme"})
+    preview = await sandbox.previews.create(
+        {"metadata": {"name": "p"}, "spec": {"port": 3000, "public": True}}
+    )
+
+    assert "://" not in preview.url
+    assert normalise_url(preview.url).startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("port", [80, 443, 8080])
+async def test_a_preview_on_a_reserved_port_is_refused(backend: BlaxelBackend, port: int) -> None:
+    """docs.blaxel.ai/Sandboxes/Ports: 80, 443 and 8080 are reserved by Blaxel's system."""
+    sandbox = await SandboxInstance.create({"name": f"rsv-{port}"})
+
+    with pytest.raises(UnexpectedStatus) as caught:
+        await sandbox.previews.create(
+            {"metadata": {"name": "p"}, "spec": {"port": port, "public": True}}
+        )
+
+    assert caught.value.status_code == 400
+    assert b"INVALID_PORTS" in caught.value.content
+    assert f"port {port} is reserved".encode() in caught.value.content

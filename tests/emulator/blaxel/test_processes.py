@@ -196,3 +196,40 @@ async def test_exec_with_log_callbacks_delivers_the_output_lines(backend: Blaxel
 
     assert lines == ["a", "b"]
     assert result.exit_code == 0
+
+
+@pytest.mark.anyio
+async def test_restart_on_failure_reruns_a_failed_process_up_to_max_restarts(
+    backend: BlaxelBackend,
+) -> None:
+    """Sandbox API `restartOnFailure`/`maxRestarts` (SDK sandbox/client/models/process_request.py)."""
+    sandbox = await SandboxInstance.create({"name": "restarts"})
+    await sandbox.process.exec(
+        {
+            "name": "flaky",
+            "command": "echo run >> runs; exit 3",
+            "working_dir": "/",
+            "restart_on_failure": True,
+            "max_restarts": 2,
+        }
+    )
+
+    done = await sandbox.process.wait("flaky", max_wait=10000, interval=50)
+    runs = await sandbox.fs.read("/runs")
+
+    assert done.restart_count == 2
+    assert done.exit_code == 3
+    assert runs.count("run") == 3
+
+
+@pytest.mark.anyio
+async def test_a_process_that_succeeds_is_not_restarted(backend: BlaxelBackend) -> None:
+    sandbox = await SandboxInstance.create({"name": "no-restart"})
+    await sandbox.process.exec(
+        {"name": "ok", "command": "true", "restart_on_failure": True, "max_restarts": 5}
+    )
+
+    done = await sandbox.process.wait("ok", max_wait=10000, interval=50)
+
+    assert done.restart_count == 0
+    assert done.status == "completed"

@@ -13,16 +13,20 @@ from blaxel.core.client.types import UNSET
 from blaxel.core.sandbox.default.sandbox import SandboxAPIError
 
 from emulator.blaxel import BlaxelBackend
+from tests.emulator.blaxel.conftest import until_status
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_create_returns_a_deployed_sandbox_whose_url_is_its_own_api(
+async def test_create_answers_deploying_then_deployed_and_its_url_is_its_own_api(
     backend: BlaxelBackend,
 ) -> None:
+    backend.timing.update(sandbox_deploy_s=0.3)
     sandbox = await SandboxInstance.create({"name": "box-1", "memory": 2048})
+    deployed = await until_status("box-1", "DEPLOYED")
 
-    assert sandbox.status == "DEPLOYED"
+    assert sandbox.status == "DEPLOYING"
+    assert deployed.status == "DEPLOYED"
     assert sandbox.metadata.name == "box-1"
     assert sandbox.metadata.url == backend.sandbox_url("box-1")
     assert sandbox.spec.runtime.memory == 2048
@@ -131,14 +135,16 @@ async def test_delete_terminates_keeps_the_record_and_frees_the_name(
     await SandboxInstance.create({"name": "gone"})
 
     deleted = await SandboxInstance.delete("gone")
-    after = await SandboxInstance.get("gone")
+    during = await SandboxInstance.get("gone")
+    after = await until_status("gone", "TERMINATED")
     listed = await SandboxInstance.list()
     recreated = await SandboxInstance.create({"name": "gone"})
 
     assert deleted.status == "DELETING"
+    assert during.status in ("DELETING", "TERMINATED")
     assert after.status == "TERMINATED"
     assert listed.data == []
-    assert recreated.status == "DEPLOYED"
+    assert recreated.status == "DEPLOYING"
     assert [d.name for d in backend.deleted_sandboxes] == ["gone"]
 
 

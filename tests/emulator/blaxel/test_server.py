@@ -12,6 +12,7 @@ from blaxel.core.client.models import Error
 
 from emulator.blaxel import BlaxelBackend
 from emulator.blaxel.exceptions import fault_body
+from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from tests.emulator.blaxel.conftest import API_KEY, WORKSPACE, BlaxelServer, point_sdk_at
 
@@ -20,7 +21,9 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def emulator_server(blaxel_server: BlaxelServer) -> Iterator[EmulatorServer]:
-    with EmulatorServer(blaxel_api_key=API_KEY, blaxel_workspace=WORKSPACE) as server:
+    with EmulatorServer(
+        blaxel_api_key=API_KEY, blaxel_workspace=WORKSPACE, timing=fast_timing()
+    ) as server:
         point_sdk_at(server.config.blaxel_base_url)
         yield server
     point_sdk_at(blaxel_server.config.blaxel_base_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,14 +26,47 @@ class Row:
     metric: str
     value: float | int | str | None
     unit: str = ""
-    expect: str = ""  # e.g. "= 0"; empty when the figure is informative only
+    # "= 0" (a requirement: the exit code fails without it), "≤ 1.5x" / "≤ 10 ms" (a target,
+    # in the row's unit); empty when the figure is informative only.
+    expect: str = ""
+
+    @property
+    def required(self) -> bool:
+        """Whether a miss fails the run (counts that must be exact), not only a target."""
+        return self.expect.startswith("=")
 
     @property
     def ok(self) -> bool | None:
         """Whether the figure meets `expect` (None when nothing is expected of it)."""
         if not self.expect:
             return None
-        return self.value == float(self.expect.removeprefix("= "))
+        op, bound = parse_expect(self.expect, self.unit)
+        if not isinstance(self.value, int | float):
+            return False  # no figure (n/a) meets a requirement or a target
+        return self.value == bound if op == "=" else self.value <= bound
+
+
+_EXPECT = re.compile(r"^(=|≤|<=)\s*([0-9]+(?:\.[0-9]+)?)\s*(\S*)$")
+
+
+def parse_expect(expect: str, unit: str) -> tuple[str, float]:
+    """("=" or "≤", bound) of an expect such as "= 0" or "≤ 1.5x"; its unit must be the row's."""
+    match = _EXPECT.match(expect.strip())
+    if not match:
+        raise ValueError(f"expect {expect!r}: not '= N' or '≤ N[unit]'")
+    op, bound, suffix = match.groups()
+    if suffix and suffix != unit:
+        raise ValueError(f"expect {expect!r}: unit {suffix!r} is not the row's {unit!r}")
+    return ("=" if op == "=" else "≤"), float(bound)
+
+
+def verdict(row: Row) -> str:
+    """The table's last column: the expectation and whether it is met."""
+    if row.ok is None:
+        return ""
+    if row.ok:
+        return f"{row.expect} ok"
+    return f"{row.expect} {'FAILED' if row.required else 'missed'}"
 
 
 def fmt(value: float | int | str | None) -> str:
@@ -45,14 +79,14 @@ def fmt(value: float | int | str | None) -> str:
 
 def render_table(rows: Sequence[Row]) -> str:
     """A plain-text table, one row per figure, with a check mark where a value is required."""
-    header = ("group", "metric", "value", "unit", "required")
+    header = ("group", "metric", "value", "unit", "expect")
     lines = [
         (
             r.group,
             r.metric,
             fmt(r.value),
             r.unit,
-            "" if r.ok is None else f"{r.expect} {'ok' if r.ok else 'FAILED'}",
+            verdict(r),
         )
         for r in rows
     ]
@@ -66,4 +100,7 @@ def render_table(rows: Sequence[Row]) -> str:
 
 
 def as_json(rows: Sequence[Row], meta: dict[str, Any]) -> dict[str, Any]:
-    return {"meta": meta, "rows": [{**asdict(r), "ok": r.ok} for r in rows]}
+    return {
+        "meta": meta,
+        "rows": [{**asdict(r), "ok": r.ok, "required": r.required} for r in rows],
+    }

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from infra.names import SANDBOX_NAME_PATTERN, SANDBOX_NAME_RULE, scoped_name
+from infra.names import sandbox_name_problem, scoped_name
 
 NAMESPACES = ("cma", "blaxel")
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -47,8 +47,8 @@ def _url(value: str) -> str:
 
 
 def _sandbox_name(value: str | None) -> str | None:
-    if value is not None and not SANDBOX_NAME_PATTERN.fullmatch(value):
-        raise ValueError(f"must be {SANDBOX_NAME_RULE}, got {value!r}")
+    if value is not None and (problem := sandbox_name_problem(value)):
+        raise ValueError(f"must be {problem}, got {value!r}")
     return value
 
 
@@ -107,8 +107,21 @@ class StackConfig(BaseModel):
     worker_image_name: str | None = Field(None, alias="blaxel:workerImageName")
     worker_memory_mb: int = Field(4096, alias="blaxel:workerMemoryMb", ge=512, le=65536)
     worker_region: str | None = Field(None, alias="blaxel:workerRegion")
-    worker_max_age: str = Field("24h", alias="blaxel:workerMaxAge")
-    worker_idle_delete_seconds: int = Field(600, alias="blaxel:workerIdleDeleteSeconds", ge=0)
+    # A worker sandbox lives across its session's turns: Blaxel deletes it after this long
+    # unused (`ttl-idle`), or the orchestrator does when the session ends. A hard cap from
+    # creation (`ttl-max-age`) is optional. Defaults: orchestrator_app/settings.py.
+    worker_idle_ttl: str | None = Field(None, alias="blaxel:workerIdleTtl")
+    worker_max_age: str | None = Field(None, alias="blaxel:workerMaxAge")
+    # Removed (the reaper is gone): named in the error, with what replaces it.
+    worker_idle_delete_seconds: Any = Field(None, alias="blaxel:workerIdleDeleteSeconds")
+    # The worker process: exits this long after its session idles; keepAlive while it runs;
+    # its max lifetime (0: none); the opt-in environment-key fallback (DESIGN §3).
+    worker_max_idle_seconds: float | None = Field(None, alias="cma:workerMaxIdleSeconds", gt=0)
+    worker_keep_alive: bool | None = Field(None, alias="cma:workerKeepAlive")
+    worker_max_lifetime_seconds: int | None = Field(
+        None, alias="cma:workerMaxLifetimeSeconds", ge=0
+    )
+    worker_environment_key_fallback: bool = Field(False, alias="cma:workerEnvironmentKeyFallback")
     # Worker features: a secret the sandbox network proxy injects toward some hosts, so the
     # worker never holds it; a persistent volume per session.
     worker_proxy_secret: SecretStr | None = Field(None, alias="blaxel:workerProxySecret")
@@ -136,15 +149,28 @@ class StackConfig(BaseModel):
             raise ValueError(f"must be a region name like 'us-pdx-1', got {value!r}")
         return value
 
-    @pydantic.field_validator("worker_max_age")
+    @pydantic.field_validator("worker_max_age", "worker_idle_ttl")
     @classmethod
-    def _duration(cls, value: str) -> str:
+    def _duration(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         match = DURATION.fullmatch(value)
         if not match:
             raise ValueError(f"must be a duration like '30m', '24h' or '7d', got {value!r}")
         if int(value[:-1]) * UNIT_SECONDS[value[-1]] < 300:
-            raise ValueError(f"must be at least 5m (Blaxel's minimum max age), got {value!r}")
+            raise ValueError(f"must be at least 5m (Blaxel's minimum TTL), got {value!r}")
         return value
+
+    @pydantic.field_validator("worker_idle_delete_seconds")
+    @classmethod
+    def _removed(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError(
+                "removed: a worker sandbox now lives across its session's turns and goes when "
+                "the session ends; set blaxel:workerIdleTtl (Blaxel's idle TTL, e.g. '7d') "
+                "and optionally blaxel:workerMaxAge instead, then unset this key"
+            )
+        return None
 
     @pydantic.field_validator("worker_proxy_header_format")
     @classmethod
@@ -177,6 +203,14 @@ class StackConfig(BaseModel):
 
     @pydantic.model_validator(mode="after")
     def _secret_only_in_console_mode(self) -> StackConfig:
+        if self.webhook_mode == "api":
+            # The organization webhooks API accepts only its own event types, not session.*
+            # (DESIGN §3; docs/platform-contract.md): an `api` endpoint would never fire.
+            raise ValueError(
+                "cma:webhookMode: 'api' is refused while Anthropic's webhook endpoint API "
+                "carries no session events (session.status_run_started cannot be subscribed "
+                "there); use 'console' and register the webhook_url output in the Console"
+            )
         if self.webhook_mode == "api" and self.webhook_signing_secret is not None:
             raise ValueError(
                 "cma:webhookSigningSecret: only used with cma:webhookMode=console "

@@ -11,10 +11,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# Blaxel sandbox (and image) names: lowercase letters, digits and hyphens, at most 49.
+# Blaxel sandbox (and image) names, as the SDK's own rule says (blaxel/core/sandbox/names.py,
+# `is_valid_sandbox_name`): lowercase letters and digits, single hyphens between them, at most
+# 49 characters. Copied rather than imported so a preview never loads the SDK;
+# tests/emulator/test_name_rule_contract.py pins that the two agree.
 SANDBOX_NAME_MAX = 49
-SANDBOX_NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9-]{0,47}[a-z0-9])?")
-SANDBOX_NAME_RULE = "lowercase letters, digits and hyphens, at most 49 characters"
+SANDBOX_NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+SANDBOX_NAME_RULE = (
+    "lowercase letters and digits, single hyphens between them, at most 49 characters"
+)
 
 # The ownership mark, as Blaxel labels and as Anthropic metadata (the same two keys).
 PROJECT_KEY = "cma-project"
@@ -23,7 +28,8 @@ STACK_KEY = "cma-stack"
 
 def sandbox_name_problem(name: str) -> str | None:
     """Why `name` cannot name a sandbox or image, or None (pure)."""
-    return None if SANDBOX_NAME_PATTERN.fullmatch(name) else SANDBOX_NAME_RULE
+    valid = len(name) <= SANDBOX_NAME_MAX and SANDBOX_NAME_PATTERN.fullmatch(name)
+    return None if valid else SANDBOX_NAME_RULE
 
 
 def scoped_name(project: str, stack: str, kind: str) -> str:

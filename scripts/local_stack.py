@@ -27,10 +27,13 @@ from typing import Any
 
 import httpx
 
+from orchestrator_app.webhooks import RUN_STARTED, SESSION_ENDED
 from scripts.engine import REPO_ROOT, PulumiError, PulumiProject, offline_env
 
 STATE = REPO_ROOT / ".state" / "local"
 STACK = "local"
+# What the orchestrator acts on: dispatch on run-started, cleanup when a session ends.
+CONSOLE_EVENTS = [RUN_STARTED, *SESSION_ENDED]
 # The passphrase of the emulator-backed `local` stack only; it protects nothing real.
 LOCAL_PASSPHRASE = "local-stack-only"
 DEFAULT_EMULATOR_PORT = int(os.environ.get("CMA_EMULATOR_PORT", "18765"))
@@ -167,13 +170,13 @@ def do_console_steps(
     ):
         hook = httpx.post(
             f"{console}/webhooks",
-            json={"url": outputs["webhook_url"], "events": ["session.status_run_started"]},
+            json={"url": outputs["webhook_url"], "events": CONSOLE_EVENTS},
             timeout=10,
         )
         hook.raise_for_status()
         project.set_config("cma:webhookSigningSecret", hook.json()["secret"], secret=True)
         changed = True
-        log(f"registered {outputs['webhook_url']} for session.status_run_started")
+        log(f"registered {outputs['webhook_url']} for {', '.join(CONSOLE_EVENTS)}")
     record.write_text(json.dumps(done))
     return changed
 

@@ -227,11 +227,16 @@ def get_process(creds: BlaxelCredentials, sandbox_name: str, process: str) -> di
 
 
 def kill_process(creds: BlaxelCredentials, sandbox_name: str, process: str) -> None:
-    """Kill a process; not running, unknown, or sandbox gone is success."""
-    try:
+    """Kill a process; not running, unknown, or sandbox gone is success. Retried like every
+    sandbox-API call: the first call after a standby may fail once (DESIGN §3)."""
+
+    def once() -> None:
         sandbox = _instance(creds, sandbox_name)
         with _mapped(f"kill process {process} in {sandbox_name}"):
             sandbox.process.kill(process)
+
+    try:
+        with_retries(once)
     except NotFound:
         return
 
@@ -292,11 +297,78 @@ def wait_process_stopped(
 
 
 def list_process_names(creds: BlaxelCredentials, sandbox_name: str) -> list[str]:
-    """Names of the running processes of a sandbox (none if the sandbox is gone)."""
-    try:
+    """Names of the running processes of a sandbox (none if the sandbox is gone); retried
+    like every sandbox-API call (the first call after a standby may fail once)."""
+
+    def once() -> list[Any]:
         sandbox = _instance(creds, sandbox_name)
+        with _mapped(f"list processes in {sandbox_name}"):
+            return list(sandbox.process.list())
+
+    try:
+        processes = with_retries(once)
     except NotFound:
         return []
-    with _mapped(f"list processes in {sandbox_name}"):
-        processes = sandbox.process.list()
     return [p.name for p in processes if str(p.status) in ("running", "starting")]
+
+
+# Listing (worker cleanup at destroy)
+
+
+def _all_pages(
+    what: str, creds: BlaxelCredentials, fetch: Callable[[Any], Any]
+) -> list[dict[str, Any]]:
+    """Every item of a cursor-paginated listing, as dicts."""
+    from blaxel.core.client.types import UNSET
+
+    items: list[dict[str, Any]] = []
+    cursor: Any = UNSET
+    while True:
+        page = _api(creds, what, _bound(fetch, cursor))
+        items.extend(item.to_dict() for item in (page.data or []))
+        meta = page.meta
+        more = getattr(meta, "has_more", False) if meta else False
+        nxt = getattr(meta, "next_cursor", "") if meta else ""
+        if not more or not nxt or not isinstance(nxt, str):
+            return items
+        cursor = nxt
+
+
+def _bound(fetch: Callable[[Any], Any], cursor: Any) -> Callable[[], Any]:
+    return lambda: fetch(cursor)
+
+
+def list_sandboxes(creds: BlaxelCredentials) -> list[dict[str, Any]]:
+    """Every live sandbox of the workspace."""
+    from blaxel.core.client.api.compute import list_sandboxes as api
+
+    return _all_pages(
+        "list sandboxes",
+        creds,
+        lambda cursor: api.sync_detailed(client=control_plane, cursor=cursor, limit=100),
+    )
+
+
+def list_volumes(creds: BlaxelCredentials) -> list[dict[str, Any]]:
+    """Every volume of the workspace."""
+    from blaxel.core.client.api.volumes import list_volumes as api
+
+    return _all_pages(
+        "list volumes",
+        creds,
+        lambda cursor: api.sync_detailed(client=control_plane, cursor=cursor, limit=100),
+    )
+
+
+def delete_volume_by_name(creds: BlaxelCredentials, name: str) -> None:
+    """Delete a volume; already gone is success."""
+    from blaxel.core.client.api.volumes import delete_volume
+
+    try:
+        _api(
+            creds,
+            f"delete volume {name}",
+            lambda: delete_volume.sync_detailed(name, client=control_plane),
+        )
+    except NotFound:
+        return

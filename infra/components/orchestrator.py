@@ -20,6 +20,7 @@ from infra.providers.sandbox import OrchestratorSandbox
 from infra.providers.server import OrchestratorServer
 from infra.providers.token import GeneratedToken
 from infra.providers.webhook import WebhookEndpoint, webhook_url
+from infra.providers.workers import WorkerCleanup
 
 
 @dataclass
@@ -28,8 +29,13 @@ class WorkerSettings:
 
     memory_mb: int = 4096
     region: str | None = None
-    max_age: str = "24h"
-    idle_delete_seconds: int = 600
+    # None: the orchestrator's own default (orchestrator_app/settings.py, one home).
+    idle_ttl: str | None = None
+    max_age: str | None = None
+    max_idle_seconds: float | None = None
+    keep_alive: bool | None = None
+    max_lifetime_seconds: int | None = None
+    environment_key_fallback: bool = False
     recovery_poll_seconds: int = 15
     max_concurrent_starts: int = 8
     proxy_destinations: list[str] = field(default_factory=list)
@@ -72,6 +78,13 @@ class OrchestratorArgs:
     outlived_by: list[pulumi.Resource] = field(default_factory=list)
 
 
+def _opt(value: object) -> str | None:
+    """A setting's env value, or None to leave it to the app's default (bools as true/false)."""
+    if value is None:
+        return None
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def server_settings(
     args: OrchestratorArgs, environment_id: str, worker_image: str
 ) -> dict[str, str]:
@@ -88,8 +101,7 @@ def server_settings(
         "ORCH_BLAXEL_WORKSPACE": args.blaxel_workspace,
         "ORCH_WORKER_IMAGE": worker_image,
         "ORCH_WORKER_MEMORY_MB": str(w.memory_mb),
-        "ORCH_WORKER_MAX_AGE": w.max_age,
-        "ORCH_WORKER_IDLE_DELETE_SECONDS": str(w.idle_delete_seconds),
+        "ORCH_WORKER_ENVIRONMENT_KEY_FALLBACK": str(w.environment_key_fallback).lower(),
         "ORCH_RECOVERY_POLL_SECONDS": str(w.recovery_poll_seconds),
         "ORCH_MAX_CONCURRENT_STARTS": str(w.max_concurrent_starts),
         "DO_NOT_TRACK": "1",
@@ -98,6 +110,11 @@ def server_settings(
     if region:
         settings["ORCH_WORKER_REGION"] = region
     optional = {
+        "ORCH_WORKER_IDLE_TTL": w.idle_ttl,
+        "ORCH_WORKER_MAX_AGE": w.max_age,
+        "ORCH_WORKER_MAX_IDLE_SECONDS": _opt(w.max_idle_seconds),
+        "ORCH_WORKER_KEEP_ALIVE": _opt(w.keep_alive),
+        "ORCH_WORKER_MAX_LIFETIME_SECONDS": _opt(w.max_lifetime_seconds),
         # pydantic-settings reads list settings as JSON.
         "ORCH_WORKER_PROXY_DESTINATIONS": json.dumps(w.proxy_destinations)
         if w.proxy_destinations
@@ -185,6 +202,12 @@ class Orchestrator(pulumi.ComponentResource):
             {"purpose": "orchestrator-status"},
             pulumi.ResourceOptions(parent=self),
         )
+        # Deleted after the server (which depends on it) and before the environment.
+        self.worker_cleanup = WorkerCleanup(
+            f"{name}-workers",
+            {"environment_id": args.environment_id},
+            pulumi.ResourceOptions(parent=self),
+        )
         secret_values: pulumi.Output[dict[str, str]] = pulumi.Output.all(
             args.environment_key,
             self.webhook.signing_secret,
@@ -205,7 +228,7 @@ class Orchestrator(pulumi.ComponentResource):
                 "image_digest": args.image_digest,
                 **_timeout_input("health_timeout_s", opts, "update"),
             },
-            pulumi.ResourceOptions(parent=self, depends_on=[self.webhook]),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.webhook, self.worker_cleanup]),
         )
         self.sandbox_name = self.sandbox.sandbox_name
         self.url = self.sandbox.url

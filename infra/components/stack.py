@@ -82,8 +82,9 @@ def next_steps(
         )
     if webhook_mode == "console" and "cma:webhookSigningSecret" in missing:
         steps.append(
-            f"Register the webhook URL {webhook_url} in the Claude Console for the event "
-            "session.status_run_started, copy its signing secret, then run "
+            f"Register the webhook URL {webhook_url} in the Claude Console for the events "
+            "session.status_run_started, session.status_terminated and session.deleted, copy "
+            "its signing secret, then run "
             "`pulumi config set --secret cma:webhookSigningSecret <whsec_…>` and `pulumi up`."
         )
     return steps
@@ -148,8 +149,12 @@ class CmaBlaxelStack(pulumi.ComponentResource):
                 worker=WorkerSettings(
                     memory_mb=cfg.worker_memory_mb,
                     region=cfg.worker_region,
+                    idle_ttl=cfg.worker_idle_ttl,
                     max_age=cfg.worker_max_age,
-                    idle_delete_seconds=cfg.worker_idle_delete_seconds,
+                    max_idle_seconds=cfg.worker_max_idle_seconds,
+                    keep_alive=cfg.worker_keep_alive,
+                    max_lifetime_seconds=cfg.worker_max_lifetime_seconds,
+                    environment_key_fallback=cfg.worker_environment_key_fallback,
                     recovery_poll_seconds=cfg.recovery_poll_seconds,
                     max_concurrent_starts=cfg.max_concurrent_starts,
                     proxy_destinations=cfg.proxy_destinations,

@@ -66,6 +66,21 @@ class EndToEnd:
         return self.project.outputs()
 
 
+def another_stack(e2e: EndToEnd, stack: str, **config: str) -> EndToEnd:
+    """A second stack of the same project, backend and emulator (the committed local config,
+    plus `config`)."""
+    shutil.copy(e2e.project.cwd / f"Pulumi.{STACK}.yaml", e2e.project.cwd / f"Pulumi.{stack}.yaml")
+    project = PulumiProject(cwd=e2e.project.cwd, stack=stack, env=e2e.project.env)
+    project.select_or_create()
+    work_dir = e2e.work_dir / stack
+    work_dir.mkdir()
+    other = EndToEnd(server=e2e.server, project=project, work_dir=work_dir)
+    point_at_emulator(project, other.emulator_info)
+    for key, value in config.items():
+        project.set_config(key, value)
+    return other
+
+
 def copy_project(destination: Path, source_root: Path = REPO_ROOT) -> Path:
     """A checkout of the project at `destination`, with its `.venv` (a link to ours), as
     Pulumi.yaml's `virtualenv: .venv` expects."""

@@ -12,7 +12,7 @@ from blaxel.core.sandbox.names import is_valid_sandbox_name
 
 from emulator.blaxel.exceptions import BadRequest
 from emulator.blaxel.specs import validate_sandbox_name
-from infra.providers.sandbox import validate_sandbox_name as product_sandbox_name_problem
+from infra.names import sandbox_name_problem as product_sandbox_name_problem
 from orchestrator_app.workers import worker_sandbox_name, worker_volume_name
 
 NAMES = [
@@ -40,16 +40,6 @@ def test_worker_sandbox_and_volume_names_are_valid_blaxel_names(session_id: str)
     assert is_valid_sandbox_name(worker_volume_name(session_id))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infra's SANDBOX_NAME_PATTERN accepts doubled hyphens ('a--b'); the infra room"
-    " makes one definition (issue 12, STYLE review item 1)",
-)
-@pytest.mark.parametrize("name", ["a--b"])
+@pytest.mark.parametrize("name", NAMES)
 def test_the_product_accepts_exactly_the_names_blaxel_accepts(name: str) -> None:
-    assert (product_sandbox_name_problem(name) is None) == is_valid_sandbox_name(name)
-
-
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "a--b"])
-def test_the_product_agrees_with_blaxel_on_every_other_name(name: str) -> None:
     assert (product_sandbox_name_problem(name) is None) == is_valid_sandbox_name(name)

@@ -30,6 +30,7 @@ class Registration:
     secret_outputs: list[str]
     secret_inputs: set[str]
     property_dependencies: set[str]
+    protect: bool
 
 
 class StackMocks(pulumi.runtime.Mocks):
@@ -82,6 +83,7 @@ def registrations(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Registr
             secret_outputs=list(request.additionalSecretOutputs),
             secret_inputs=_secret_fields(request.object),
             property_dependencies={k for k, v in request.propertyDependencies.items() if v.urns},
+            protect=bool(request.protect),
         )
         return original(self, request)
 
@@ -127,6 +129,18 @@ def test_server_depends_on_the_webhook_and_the_sandbox(
     assert any(d.endswith("::cma-orchestrator-webhook") for d in deps)
     assert any(d.endswith("::cma-orchestrator-sandbox") for d in deps)
     assert "sandbox_spec_digest" in registrations["cma-orchestrator-server"].property_dependencies
+
+
+def test_server_goes_before_the_worker_cleanup_which_goes_before_the_environment(
+    registrations: dict[str, Registration],
+) -> None:
+    """Destroy deletes dependents first: the server stops, then the stack's workers go,
+    while the environment they are labelled with still exists."""
+    _run({})
+    server = registrations["cma-orchestrator-server"]
+    cleanup = registrations["cma-orchestrator-workers"]
+    assert any(d.endswith("::cma-orchestrator-workers") for d in server.dependencies)
+    assert "environment_id" in cleanup.property_dependencies
 
 
 def test_webhook_depends_on_the_sandbox_url(registrations: dict[str, Registration]) -> None:
@@ -184,8 +198,8 @@ def test_each_kind_has_its_own_type_aliased_to_the_old_one(
         "pulumi-python:dynamic/cma:OrchestratorSandbox"
     )
     dynamic = [r for r in registrations.values() if r.type.startswith("pulumi-python:")]
-    # Seven kinds; the two images share one.
-    assert len({r.type for r in dynamic}) == 7 and len(dynamic) == 8
+    # Eight kinds; the two images share one.
+    assert len({r.type for r in dynamic}) == 8 and len(dynamic) == 9
 
 
 def test_default_names_are_scoped_to_project_and_stack(
@@ -246,3 +260,18 @@ def test_api_mode_passes_no_signing_secret_input(registrations: dict[str, Regist
     outputs = _run({"cma:webhookMode": "api", "cma:environmentKey": "sk-ant-oat01-k"})
     assert "signing_secret" not in registrations["cma-orchestrator-webhook"].secret_inputs
     assert outputs["next_steps"] == []
+
+
+def test_protect_config_protects_the_environment_and_agent_only(
+    registrations: dict[str, Registration],
+) -> None:
+    _run({"cma:protect": "true"})
+    protected = {name for name, r in registrations.items() if r.protect}
+    assert protected == {"cma-platform-environment", "cma-platform-agent"}
+
+
+def test_without_protect_config_nothing_is_protected(
+    registrations: dict[str, Registration],
+) -> None:
+    _run({})
+    assert not any(r.protect for r in registrations.values())

@@ -78,9 +78,10 @@ def test_signing_secret_must_be_a_whsec() -> None:
     assert problem.startswith("cma:webhookSigningSecret: must be the webhook's signing secret")
 
 
-def test_signing_secret_is_refused_in_api_mode() -> None:
-    [problem] = problems_for({"cma:webhookMode": "api", "cma:webhookSigningSecret": "whsec_x"})
-    assert problem.startswith("cma:webhookSigningSecret: only used with cma:webhookMode=console")
+def test_api_webhook_mode_is_refused_while_the_endpoint_api_has_no_session_events() -> None:
+    [problem] = problems_for({"cma:webhookMode": "api"})
+    assert problem.startswith("cma:webhookMode: 'api' is refused")
+    assert "session" in problem and "'console'" in problem
 
 
 def test_unknown_key_in_our_namespaces_is_reported_with_the_known_ones() -> None:
@@ -114,11 +115,17 @@ def test_secrets_missing_lists_both_until_set() -> None:
     assert done.secrets_missing == []
 
 
-def test_api_mode_needs_no_signing_secret() -> None:
-    config = load_stack_config(
-        {"cma:webhookMode": "api", "cma:environmentKey": "sk-ant-oat01-x"}, ENV
-    )
-    assert config.secrets_missing == []
+def test_worker_lifetimes_are_durations_of_at_least_five_minutes() -> None:
+    config = load_stack_config({"blaxel:workerIdleTtl": "2d", "blaxel:workerMaxAge": "30d"}, ENV)
+    assert (config.worker_idle_ttl, config.worker_max_age) == ("2d", "30d")
+    [problem] = problems_for({"blaxel:workerIdleTtl": "1m"})
+    assert problem.startswith("blaxel:workerIdleTtl: must be at least 5m")
+
+
+def test_the_removed_idle_delete_key_names_what_replaces_it() -> None:
+    [problem] = problems_for({"blaxel:workerIdleDeleteSeconds": "600"})
+    assert problem.startswith("blaxel:workerIdleDeleteSeconds: removed")
+    assert "blaxel:workerIdleTtl" in problem
 
 
 def test_secrets_never_show_in_the_models_repr() -> None:

@@ -3,11 +3,9 @@ config errors at preview time and the `api` webhook mode."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from emulator.config import fast_timing
@@ -57,36 +55,3 @@ def test_preview_with_bad_config_names_each_key_and_shows_no_traceback(
     assert "blaxel:orchestratorSandboxName: must be lowercase letters" in output
     assert "Traceback" not in output
     assert not server.emulator.blaxel.sandboxes
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="the organization webhooks API carries no session events (DESIGN §2/§3, the strict"
-    " emulator refuses them): `api` mode must be refused at preview (infra room, issue 12)",
-)
-def test_api_webhook_mode_registers_the_endpoint_and_wires_its_secret(
-    stack: tuple[PulumiProject, EmulatorServer],
-) -> None:
-    project, server = stack
-    project.set_config("cma:webhookMode", "api")
-    project.up()
-    outputs = project.outputs()
-    assert len(outputs["next_steps"]) == 1  # only the environment key is left to the Console
-    key = httpx.post(
-        f"{server.config.console_url}/environments/{outputs['environment_id']}/keys", timeout=10
-    ).json()["key"]
-    project.set_config("cma:environmentKey", key, secret=True)
-    project.up()
-
-    outputs = project.outputs()
-    assert outputs["next_steps"] == []
-    ready = httpx.get(str(outputs["orchestrator_url"]) + "/ready", timeout=10)
-    assert ready.status_code == 200, ready.text
-    endpoints = server.emulator.anthropic.live_resources()["webhook_endpoints"]
-    assert len(endpoints) == 1
-    exported = project.run("stack", "export").stdout
-    assert "whsec_" not in exported and key not in exported
-
-    project.run("destroy", "--yes")
-    assert server.emulator.anthropic.live_resources()["webhook_endpoints"] == []
-    assert json.loads(project.run("stack", "output", "--json").stdout or "{}") == {}

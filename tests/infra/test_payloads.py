@@ -288,3 +288,78 @@ def test_a_private_or_moved_preview_does_not_match() -> None:
     assert preview_matches({"spec": {"port": 8000, "public": True}}, props)
     assert not preview_matches({"spec": {"port": 8000, "public": False}}, props)
     assert not preview_matches({"spec": {"port": 9000, "public": True}}, props)
+
+
+# The ORCH_* keys the orchestrator app does not read yet: the app side of issues 15 and 18
+# (ORCH_STATUS_TOKEN, ORCH_WEBHOOK_SIGNING_SECRET_PREVIOUS) is another room's; remove each
+# from here when orchestrator_app.settings gains it.
+APP_SIDE_PENDING = {"ORCH_STATUS_TOKEN", "ORCH_WEBHOOK_SIGNING_SECRET_PREVIOUS"}
+# Settings the app has that the stack leaves to the app's defaults, on purpose (ORCH_PORT: the
+# platform's PORT wins; the rest are tuning knobs with sane defaults).
+LEFT_TO_THE_APP = {
+    "host",
+    "port",
+    "log_level",
+    "empty_drain_retries",
+    "empty_drain_retry_seconds",
+    "janitor_interval_seconds",
+    "retry_base_seconds",
+    "sandbox_ready_timeout_seconds",
+    "start_retries",
+    "webhook_max_body_bytes",
+    "worker_workdir",
+}
+
+
+def test_the_programs_orch_keys_are_exactly_the_orchestrator_settings() -> None:
+    from orchestrator_app.settings import Settings
+
+    args = _orchestrator_args(
+        proxy_destinations=["a.com"],
+        proxy_header="X-K",
+        proxy_header_format="Bearer {secret}",
+        volume_size_mb=1,
+        volume_mount_path="/v",
+        idle_ttl="1d",
+        max_age="2d",
+        max_idle_seconds=30.0,
+        keep_alive=False,
+        max_lifetime_seconds=600,
+    )
+    settings = server_settings(args, "env_1", "img")
+    secrets = server_secrets("k", "w", "b", "p", "t", "whsec_old")
+    passed = {k for k in {*settings, *secrets} if k.startswith("ORCH_")}
+    fields = {f"ORCH_{name.upper()}" for name in Settings.model_fields}
+    assert passed - APP_SIDE_PENDING == fields - {f"ORCH_{n.upper()}" for n in LEFT_TO_THE_APP}
+
+
+def test_worker_lifecycle_settings_reach_the_orchestrator_and_unset_ones_stay_its_defaults() -> (
+    None
+):
+    from orchestrator_app.settings import Settings
+
+    unset = server_settings(_orchestrator_args(), "env_1", "img")
+    assert "ORCH_WORKER_IDLE_TTL" not in unset and "ORCH_WORKER_MAX_AGE" not in unset
+    assert unset["ORCH_WORKER_ENVIRONMENT_KEY_FALLBACK"] == "false"
+    passed = server_settings(
+        _orchestrator_args(idle_ttl="1d", max_age="2d", keep_alive=False, max_idle_seconds=5.0),
+        "env_1",
+        "img",
+    )
+    env = {k: v for k, v in passed.items() if k.startswith("ORCH_")}
+    read = Settings.model_validate({k.removeprefix("ORCH_").lower(): v for k, v in env.items()})
+    assert (read.worker_idle_ttl, read.worker_max_age) == ("1d", "2d")
+    assert read.worker_keep_alive is False and read.worker_max_idle_seconds == 5.0
+
+
+def test_custom_timeouts_bound_the_provider_waits() -> None:
+    import pulumi
+
+    from infra.components.orchestrator import _timeout_input, parse_duration
+
+    assert parse_duration("90s") == 90 and parse_duration("1h30m") == 5400
+    assert parse_duration("soon") is None and parse_duration("5") is None
+    opts = pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create="2m", update="45s"))
+    assert _timeout_input("deploy_timeout_s", opts, "create") == {"deploy_timeout_s": 120}
+    assert _timeout_input("health_timeout_s", opts, "update") == {"health_timeout_s": 45}
+    assert _timeout_input("health_timeout_s", None, "update") == {}

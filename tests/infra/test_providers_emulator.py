@@ -97,10 +97,10 @@ def inject(emulator: EmulatorServer, method: str, path: str, status: int, times:
 
 def environments_named(_props: dict[str, Any], name: str) -> int:
     creds = configured(EnvironmentProvider).anthropic()
-    sdk = api._sdk(creds)
-    return sum(
-        1 for e in sdk.beta.environments.list(limit=100) if e.name == name and not e.archived_at
-    )
+    with api._sdk(creds) as sdk:
+        return sum(
+            1 for e in sdk.beta.environments.list(limit=100) if e.name == name and not e.archived_at
+        )
 
 
 # Environments
@@ -265,21 +265,14 @@ def test_sandbox_delete_takes_the_preview_down(
 # Webhook endpoints
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the organization webhooks API carries no session events (DESIGN §2/§3, the strict"
-    " emulator refuses them): `api` mode must be refused at preview (infra room, issue 12)",
-)
-def test_api_webhook_adopts_by_url_with_a_fresh_secret(anthropic_props: dict[str, Any]) -> None:
+def test_the_endpoint_api_refuses_session_events_so_api_mode_cannot_serve(
+    anthropic_props: dict[str, Any],
+) -> None:
+    """Why cma:webhookMode=api is refused at preview (infra/config.py): the organization
+    webhooks API accepts only its own event types (docs/platform-contract.md)."""
     props = {**anthropic_props, "mode": "api", "url": f"https://{unique('h')}.test/webhook"}
-    first = configured(WebhookProvider).create(props)
-    second = configured(WebhookProvider).create(props)
-    assert second.id == first.id
-    assert first.outs["signing_secret"].startswith("whsec_")
-    assert second.outs["signing_secret"] != first.outs["signing_secret"]
-    configured(WebhookProvider).delete(first.id, first.outs)
-    configured(WebhookProvider).delete(first.id, first.outs)
-    assert configured(WebhookProvider).read(first.id, first.outs).id == ""
+    with pytest.raises(Invalid, match=r"session\.status_run_started"):
+        configured(WebhookProvider).create(props)
 
 
 def test_console_webhook_needs_no_credentials_and_passes_the_secret_on() -> None:
@@ -525,3 +518,69 @@ def test_agent_update_sends_the_live_version_after_an_out_of_band_update(
         api.update_agent(provider.anthropic(), created.id, created.outs["version"], {"system": "y"})
     updated = provider.update(created.id, created.outs, {**props, "system": "z"})
     assert updated.outs is not None and updated.outs["version"] == created.outs["version"] + 2
+
+
+# Worker cleanup at destroy
+
+
+def test_worker_cleanup_deletes_exactly_this_environments_workers_and_volumes(
+    emulator: EmulatorServer, orchestrator_image_ref: str
+) -> None:
+    from infra.providers.workers import WorkerCleanupProvider
+
+    creds = configured(SandboxProvider).blaxel()
+    mine, theirs = unique("env"), unique("env")
+
+    def sandbox(name: str, labels: dict[str, str]) -> str:
+        body = {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"runtime": {"image": orchestrator_image_ref, "memory": 512}},
+        }
+        bl.create_sandbox_from_spec(creds, body)
+        return name
+
+    def volume(name: str, labels: dict[str, str]) -> str:
+        body = {"metadata": {"name": name, "labels": labels}, "spec": {"size": 512}}
+        response = httpx.post(
+            emulator.config.blaxel_base_url + "/volumes",
+            json=body,
+            headers={
+                "Authorization": f"Bearer {creds.api_key}",
+                "X-Blaxel-Workspace": creds.workspace,
+            },
+        )
+        response.raise_for_status()
+        return name
+
+    worker = {"cma-role": "worker", "cma-environment-id": mine}
+    gone = [sandbox(unique("w"), worker), sandbox(unique("w"), worker)]
+    gone_volumes = [volume(unique("v"), worker)]
+    kept = [
+        sandbox(unique("w"), {"cma-role": "worker", "cma-environment-id": theirs}),
+        sandbox(unique("o"), {"cma-environment-id": mine}),
+    ]
+    kept_volumes = [volume(unique("v"), {"cma-role": "worker", "cma-environment-id": theirs})]
+
+    provider = configured(WorkerCleanupProvider)
+    created = provider.create({"environment_id": mine})
+    provider.delete(created.id, created.outs)
+
+    live = emulator.emulator.blaxel.live_resources()
+    assert not set(gone) & set(live["sandboxes"]) and set(kept) <= set(live["sandboxes"])
+    assert not set(gone_volumes) & set(live["volumes"])
+    assert set(kept_volumes) <= set(live["volumes"])
+
+
+def test_environment_referenced_by_a_session_is_archived_not_deleted_on_destroy(
+    emulator: EmulatorServer, anthropic_props: dict[str, Any]
+) -> None:
+    env = configured(EnvironmentProvider).create({**anthropic_props, "name": unique("env")})
+    agent = configured(AgentProvider).create({**anthropic_props, "name": unique("agent")})
+    with api._sdk(configured(EnvironmentProvider).anthropic()) as sdk:
+        sdk.beta.sessions.create(agent=agent.id, environment_id=env.id)
+
+    configured(EnvironmentProvider).delete(env.id, env.outs)
+
+    kept = emulator.emulator.anthropic.environments[env.id]
+    assert kept.archived_at is not None  # archived, so the session's history stays
+    assert configured(EnvironmentProvider).read(env.id, env.outs).id == ""

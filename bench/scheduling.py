@@ -1,0 +1,224 @@
+"""Scheduling mode: the orchestrator's dispatch of a burst, apart from the machine's CPU.
+
+The emulator's sandbox creation takes a set time (its `sandbox_deploy_s` timing, set through
+`POST /_emulator/timing`) and the worker image's `python -m worker` is a stdlib-only stand-in
+(`bench/standin_worker`), so 200 workers starting cost the two cores next to nothing. With
+`max_concurrent_starts` sandboxes made at a time, the last of N sessions cannot have its worker
+before N / concurrency * creation time: the model floor the percentiles are set against.
+
+While the burst dispatches, valid signed webhooks arrive at a fixed rate (open loop) and the
+orchestrator's RSS is sampled: webhook answers and memory under dispatch load.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.dispatch import sent_at
+from bench.stats import Row, percentile
+from bench.webhooks import rss_kib
+from emulator.server import EmulatorServer
+from orchestrator_app.settings import Settings
+from tests.orchestrator_app.emulated import ROOT, Stack, make_stack, push_worker_image
+
+STANDIN_DIR = Path(__file__).resolve().parent / "standin_worker"
+
+
+def default_concurrency() -> int:
+    """The orchestrator's own default `max_concurrent_starts` (its settings)."""
+    return int(Settings.model_fields["max_concurrent_starts"].default)
+
+
+def model_floor(sessions: int, concurrency: int, creation_s: float) -> float:
+    """The earliest the last of `sessions` can be served: sessions / concurrency * creation."""
+    if sessions < 1 or concurrency < 1 or creation_s < 0:
+        raise ValueError("sessions and concurrency must be >= 1, creation time >= 0")
+    return sessions / concurrency * creation_s
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def push_standin_image(server: EmulatorServer, hold_s: float) -> str:
+    """The bench worker image: only the stand-in at /app/worker, pushed with the SDK."""
+    from blaxel.core.image import ImageInstance
+
+    image = (
+        ImageInstance.from_registry("python:3.13-slim-bookworm")
+        .workdir("/app")
+        .add_local_dir(str(STANDIN_DIR), "/app/worker", context_name="worker")
+        .env(PYTHONUNBUFFERED="1", CMA_BENCH_WORKER_HOLD=f"{hold_s:g}")
+    )
+    return push_worker_image(server, image)
+
+
+def set_timing(server: EmulatorServer, **values: float) -> dict[str, float]:
+    """Change the emulator's timing; returns the durations now in force."""
+    url = server.config.public_base_url + "/_emulator/timing"
+    response = httpx.post(url, json=values, trust_env=False)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+class RssSampler:
+    """The peak resident set of a process, sampled every `every` seconds in a thread."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        self.pid, self.every = pid, every
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak_kib = max(self.peak_kib, rss_kib(self.pid))
+            except (OSError, RuntimeError):
+                return  # the process is gone
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def start_load(url: str, secret: str, rate: float, seconds: float) -> subprocess.Popen[str]:
+    """`bench.load` in its own process: valid signed deliveries (unknown sessions, so no
+    worker) at `rate` for `seconds`; the secret goes on its stdin, never on a command line."""
+    load = subprocess.Popen(
+        [sys.executable, "-m", "bench.load", url, f"{rate:g}", f"{seconds:g}"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert load.stdin is not None
+    load.stdin.write(secret + "\n")
+    load.stdin.flush()  # left open: communicate() closes it
+    return load
+
+
+def load_result(
+    load: subprocess.Popen[str], timeout: float, expected: int
+) -> tuple[list[float], int]:
+    """The load's answer latencies and how many answers were not 200 (all of them, with no
+    latency, when the load has not finished within `timeout`)."""
+    try:
+        out, _ = load.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        load.kill()
+        load.wait()
+        return [], expected
+    if load.returncode != 0:
+        raise RuntimeError(f"bench.load exited {load.returncode}")
+    data = json.loads(out)
+    statuses = {int(k): v for k, v in data["statuses"].items()}
+    return data["latencies"], len(data["latencies"]) - statuses.get(200, 0)
+
+
+def burst(
+    stack: Stack, n: int, timeout: float, load: tuple[str, str, float, float]
+) -> dict[str, Any]:
+    """Create `n` sessions at once, offer the webhook load while they dispatch, wait for
+    every worker (or `timeout`); raw figures."""
+    orchestrator = stack.orchestrators[-1]
+    assert orchestrator.process is not None
+    url, secret, rate, seconds = load
+    with ThreadPoolExecutor(max_workers=min(n, 32)) as pool:
+        creating = [pool.submit(stack.create_session) for _ in range(n)]
+        # The load starts once the first session exists, so it overlaps the dispatch.
+        creating[0].result()
+        with RssSampler(orchestrator.process.pid) as rss:
+            loader = start_load(url, secret, rate, seconds)
+            sessions = [c.result() for c in creating]
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                if all(stack.worker_starts(s) for s in sessions):
+                    break
+                time.sleep(0.2)
+            latencies, bad = load_result(loader, seconds + 60, int(rate * seconds))
+            time.sleep(1.0)  # a duplicate start would land just after the first
+    served, duplicates, unserved = [], 0, 0
+    for session_id in sessions:
+        starts = stack.worker_starts(session_id)
+        if not starts:
+            unserved += 1
+            continue
+        duplicates += len(starts) - 1
+        served.append(min(s.at for s in starts) - sent_at(stack, session_id))
+    return {
+        "latencies": served,
+        "duplicates": duplicates,
+        "unserved": unserved,
+        "webhook_latencies": latencies,
+        "webhook_bad": bad,
+        "rss_peak_kib": rss.peak_kib,
+    }
+
+
+def run(
+    server: EmulatorServer,
+    tmp: Path,
+    sessions: int,
+    creation_s: float,
+    concurrency: int,
+    rate: float,
+    seconds: float,
+) -> list[Row]:
+    floor = model_floor(sessions, concurrency, creation_s)
+    timeout = 60 + 3 * floor
+    image = push_standin_image(server, hold_s=timeout + 30)
+    before = set_timing(server, sandbox_deploy_s=creation_s)
+    stack = make_stack(server, image, tmp, f"bench-scheduling-{sessions}")
+    try:
+        orchestrator = stack.orchestrator(ORCH_MAX_CONCURRENT_STARTS=str(concurrency))
+        secret = orchestrator.env["ORCH_WEBHOOK_SIGNING_SECRET"]
+        load = (orchestrator.url + "/webhook", secret, rate, seconds)
+        raw = burst(stack, sessions, timeout, load)
+    finally:
+        stack.close()
+        stack.client.close()
+        set_timing(server, sandbox_deploy_s=before["sandbox_deploy_s"])
+    p50, p95 = percentile(raw["latencies"], 50), percentile(raw["latencies"], 95)
+    group = f"scheduling N={sessions} (create {creation_s:g} s, {concurrency} at a time)"
+    under = f"webhook valid ({rate:g} req/s for {seconds:g} s) while N={sessions} dispatch"
+    p99 = percentile(raw["webhook_latencies"], 99)
+    return [
+        Row(group, "model floor: sessions / concurrency * creation", floor, "s"),
+        Row(group, "run-started sent→worker started p50", p50, "s"),
+        Row(group, "run-started sent→worker started p95", p95, "s"),
+        Row(group, "p95 / model floor", ratio(p95, floor), "x", expect="≤ 1.2x"),
+        Row(group, "p50 / p95", ratio(p50, p95), "x", expect="≤ 0.6x"),
+        Row(group, "duplicate workers", raw["duplicates"], expect="= 0"),
+        Row(group, "sessions not served", raw["unserved"], expect="= 0"),
+        Row(under, "answer p50", _ms(percentile(raw["webhook_latencies"], 50)), "ms"),
+        Row(under, "answer p99", _ms(p99), "ms", expect="≤ 10 ms"),
+        Row(under, "answers other than 200", raw["webhook_bad"], expect="= 0"),
+        Row(
+            f"orchestrator while N={sessions} in flight",
+            "RSS peak",
+            round(raw["rss_peak_kib"] / 1024, 1),
+            "MiB",
+            expect="≤ 150 MiB",
+        ),
+    ]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000

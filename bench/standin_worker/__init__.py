@@ -1,0 +1,1 @@
+"""The scheduling benchmark's light worker: copied into a bench image as `/app/worker`."""

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from orchestrator_app import health, webhooks
+from orchestrator_app import health, status, webhooks
 from orchestrator_app.dispatch import Dispatcher, WorkQueue
 from orchestrator_app.errors import (
     MalformedWebhook,
@@ -30,6 +30,7 @@ from orchestrator_app.errors import (
 )
 from orchestrator_app.janitor import janitor_forever
 from orchestrator_app.logging import register_secrets
+from orchestrator_app.metrics import Metrics
 from orchestrator_app.recovery import recover_forever
 from orchestrator_app.sandboxes import WorkerSandboxes, close_blaxel, configure_blaxel
 from orchestrator_app.settings import Settings
@@ -45,6 +46,7 @@ class Services:
     anthropic: AsyncAnthropic
     sandboxes: WorkerSandboxes
     dispatcher: Dispatcher
+    metrics: Metrics
     # Why dispatch is off (missing settings); empty when the background tasks run.
     not_dispatching: list[str] = field(default_factory=list)
     # Puts the Blaxel SDK's global configuration back as it was before the app started.
@@ -60,7 +62,10 @@ def build_services(settings: Settings) -> Services:
     sandboxes = WorkerSandboxes(settings)
     dispatcher = Dispatcher(settings, WorkQueue(client, settings.environment_id or ""), sandboxes)
     blocking = [p for p in settings.missing() if "signing secret" not in p]
-    return Services(settings, client, sandboxes, dispatcher, blocking, restore_blaxel)
+    # One registry per app, shared with the dispatcher's hooks.
+    return Services(
+        settings, client, sandboxes, dispatcher, dispatcher.metrics, blocking, restore_blaxel
+    )
 
 
 @contextlib.asynccontextmanager
@@ -123,6 +128,13 @@ async def _not_configured(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "not_configured", "message": str(exc)}, status_code=503)
 
 
+async def _unauthorized(request: Request, exc: Exception) -> Response:
+    # Nothing about why: no hint whether a token is configured, or close.
+    return JSONResponse(
+        {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
     return JSONResponse({"error": "internal", "message": "internal error"}, status_code=500)
@@ -133,6 +145,7 @@ exception_handlers = {
     MalformedWebhook: _malformed,
     PayloadTooLarge: _too_large,
     NotConfigured: _not_configured,
+    status.Unauthorized: _unauthorized,
     Exception: _unexpected,
 }
 
@@ -140,6 +153,8 @@ routes = [
     Route("/webhook", webhooks.receive, methods=["POST"]),
     Route("/health", health.health, methods=["GET"]),
     Route("/ready", health.ready, methods=["GET"]),
+    Route("/status", status.status, methods=["GET"]),
+    Route("/metrics", status.metrics, methods=["GET"]),
 ]
 
 

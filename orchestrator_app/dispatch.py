@@ -36,6 +36,7 @@ from anthropic import APIError, APIStatusError, AsyncAnthropic, NotFoundError
 from anthropic.types.beta.environments import BetaSelfHostedWork
 
 from orchestrator_app.errors import BlaxelError
+from orchestrator_app.metrics import Metrics
 from orchestrator_app.sandboxes import WorkerSandboxes
 from orchestrator_app.settings import Settings
 from orchestrator_app.workers import (
@@ -165,6 +166,7 @@ class Dispatcher:
         self.sandboxes = sandboxes
         self.workers: dict[str, WorkerRecord] = {}
         self.stats = DispatchStats()
+        self.metrics = Metrics()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: dict[str, tuple[TaskKind, asyncio.Task[None]]] = {}
         # Polled (leased, not acked) items waiting for their session's dispatch task.
@@ -261,6 +263,7 @@ class Dispatcher:
             try:
                 await self.drain()
             except APIError as exc:
+                self.metrics.failures.labels("drain_failed").inc()
                 # The API said no (or was unreachable): one line, no traceback, retried later.
                 log.error(
                     "drain failed; the next webhook or recovery poll retries it",
@@ -281,6 +284,7 @@ class Dispatcher:
     async def drain(self) -> None:
         """List the claimable work; give each listed session its own dispatch task."""
         self.stats.drains += 1
+        self.metrics.drains.inc()
         sessions, others = await self.queue.claimable()
         for session_id in sessions:
             self._hints.pop(session_id, None)
@@ -335,6 +339,7 @@ class Dispatcher:
             async with self._starts:
                 return await self.sandboxes.ensure_ready(session_id)
         except BlaxelError as exc:
+            self.metrics.failures.labels("sandbox_not_ready").inc()
             log.error(
                 "worker sandbox not ready", extra={"session_id": session_id, "reason": str(exc)}
             )
@@ -386,6 +391,7 @@ class Dispatcher:
         try:
             await self.queue.ack(item)
         except APIError as exc:
+            self.metrics.failures.labels("ack_refused").inc()
             log.warning(
                 "ack refused; work left to the queue",
                 extra={"work_id": item.id, "reason": str(exc)},
@@ -436,6 +442,7 @@ class Dispatcher:
             async with self._starts:
                 started = await self.sandboxes.start_worker(sandbox, request)
         except BlaxelError as exc:
+            self.metrics.failures.labels("worker_start_failed").inc()
             # Not stopped (a stop before the first heartbeat can strand the session): the
             # lease lapses, the item is offered again and the recovery poll serves it.
             log.error(
@@ -446,6 +453,7 @@ class Dispatcher:
         self.workers[session_id] = WorkerRecord(sandbox, worker_process_name(item.id), item.id)
         if started:
             self.stats.started += 1
+            self.metrics.observe_dispatch(item.created_at)
             log.info(
                 "worker started",
                 extra={"session_id": session_id, "work_id": item.id, "sandbox": sandbox},
@@ -462,6 +470,7 @@ class Dispatcher:
             self.stats.stopped += 1
             log.info("work stopped", extra={"work_id": item.id, "reason": why})
         except APIError as exc:
+            self.metrics.failures.labels("stop_failed").inc()
             log.error("force-stop failed", extra={"work_id": item.id, "reason": str(exc)})
 
     # ------------------------------------------------------------ the end of a session
@@ -486,6 +495,7 @@ class Dispatcher:
             )
             return
         self.stats.deleted += 1
+        self.metrics.sandboxes_deleted.inc()
         log.info(
             "worker sandbox deleted",
             extra={"session_id": session_id, "sandbox": sandbox, "reason": reason},

@@ -1,8 +1,9 @@
 """`GET /health` (the process answers) and `GET /ready` (configured, and both APIs accept us).
 
-`/ready` is what `pulumi up` waits for: it names every problem in words, e.g. "environment key
-not set (ORCH_ENVIRONMENT_KEY)" or "Blaxel API unreachable at http://…", so the operator knows
-the next step without reading logs.
+`/ready` is what `pulumi up` waits for: to a caller with the status token it names every
+problem in words, e.g. "environment key not set (ORCH_ENVIRONMENT_KEY)" or "Blaxel API
+unreachable at http://…", so the operator knows the next step without reading logs; to anyone
+else (it is on the public preview URL) it says only ready or not ready.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from orchestrator_app.errors import BlaxelError
+from orchestrator_app.status import authorized
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,9 @@ async def ready(request: Request) -> JSONResponse:
     if settings.blaxel_api_key and settings.blaxel_workspace:
         probes.append(blaxel_problem(services.sandboxes.probe, settings.blaxel_url))
     problems += [p for p in await asyncio.gather(*probes) if p]
+    details = authorized(request, settings)
     if problems:
         log.info("not ready", extra={"problems": problems})
-        return JSONResponse({"status": "not_ready", "problems": problems}, status_code=503)
-    return JSONResponse({"status": "ready", "problems": []})
+        body = {"status": "not_ready", **({"problems": problems} if details else {})}
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ready", **({"problems": []} if details else {})})

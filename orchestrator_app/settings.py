@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from standardwebhooks.webhooks import Webhook
 
 # Blaxel expiration-policy durations: a number and a unit; ttl-max-age must be at least 5m.
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -94,6 +95,34 @@ class Settings(BaseSettings):
     # The janitor: reconcile worker sandboxes x worker processes x sessions this often.
     janitor_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
 
+    # Operating (issue 15, issue 18's rotation). `/status`, `/metrics` and `/ready`'s details
+    # need `Authorization: Bearer <status_token>` (the stack's `status_token` output); unset,
+    # they answer 401 to everyone. While a signing secret is rotated, deliveries signed with the
+    # previous one are still accepted.
+    status_token: SecretStr | None = None
+    webhook_signing_secret_previous: SecretStr | None = None
+
+    @field_validator("status_token", "webhook_signing_secret_previous", mode="before")
+    @classmethod
+    def _empty_operating_secret_is_missing(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("webhook_signing_secret_previous")
+    @classmethod
+    def _previous_is_a_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # Refused at startup (naming the variable), not later as a 503 on every delivery.
+        if value is not None:
+            try:
+                Webhook(value.get_secret_value())
+            except Exception as exc:
+                raise ValueError("must be a Standard Webhooks key (whsec_<base64>)") from exc
+        return value
+
+    def signing_secrets(self) -> list[str]:
+        """The signing secrets a delivery may be signed with: the current one, then the previous."""
+        held = (self.webhook_signing_secret, self.webhook_signing_secret_previous)
+        return [s.get_secret_value() for s in held if s is not None]
+
     host: str = "0.0.0.0"  # the preview proxies to it; tests bind 127.0.0.1
     port: Annotated[int, Field(ge=0, le=65535)] = Field(default_factory=_default_port)
     log_level: str = "INFO"
@@ -164,6 +193,8 @@ class Settings(BaseSettings):
             self.webhook_signing_secret,
             self.blaxel_api_key,
             self.worker_proxy_secret,
+            self.status_token,
+            self.webhook_signing_secret_previous,
         )
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 

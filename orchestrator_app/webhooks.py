@@ -4,6 +4,12 @@ The handler does no network I/O: it checks the signature, hands the session id t
 dispatcher (which dedupes by `webhook-id` and by in-flight session) and answers 200. Acted on:
 `session.status_run_started` (dispatch) and `session.status_terminated` / `session.deleted`
 (delete the session's worker sandbox); any other signed event is acknowledged and ignored.
+
+Rotation (issue 18): while `ORCH_WEBHOOK_SIGNING_SECRET_PREVIOUS` is set, a delivery signed with
+either secret is accepted, so the Console's new secret and `pulumi up` may land in any order
+without a refused delivery. A sender that signs with both at once (the Standard Webhooks
+multi-signature header, `v1,<a> v1,<b>`) is accepted by the library as is. Every answer is
+counted in the metrics by outcome and status.
 """
 
 from __future__ import annotations
@@ -55,16 +61,33 @@ def check_signing_secret(secret: str) -> None:
         raise NotConfigured("webhook signing secret is not a valid whsec_ key") from exc
 
 
+def _unwrap(client: AsyncAnthropic, text: str, headers: dict[str, str], secrets: list[str]) -> Any:
+    """The SDK's verified event, trying each secret in turn; the last refusal otherwise."""
+    refusal: WebhookVerificationError | None = None
+    for secret in secrets:
+        try:
+            return client.beta.webhooks.unwrap(text, headers=headers, key=secret)
+        except WebhookVerificationError as exc:
+            refusal = exc  # maybe signed with the other secret
+    assert refusal is not None
+    raise refusal
+
+
 def verify_event(
-    client: AsyncAnthropic, body: bytes, headers: Mapping[str, str], secret: str
+    client: AsyncAnthropic, body: bytes, headers: Mapping[str, str], secret: str | list[str]
 ) -> WebhookEvent:
-    """Verify a delivery with the SDK and read it; WebhookRejected / MalformedWebhook otherwise."""
-    check_signing_secret(secret)
+    """Verify a delivery with the SDK (against any of the secrets) and read it;
+    WebhookRejected / MalformedWebhook otherwise."""
+    secrets = [secret] if isinstance(secret, str) else secret
+    if not secrets:
+        raise NotConfigured("webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)")
+    for candidate in secrets:
+        check_signing_secret(candidate)
     # A body that is not UTF-8 cannot carry a valid signature over its text: let it fail there.
     text = body.decode("utf-8", errors="replace")
     lowered = {k.lower(): v for k, v in headers.items()}
     try:
-        event = client.beta.webhooks.unwrap(text, headers=lowered, key=secret)
+        event = _unwrap(client, text, lowered, secrets)
     except WebhookVerificationError as exc:
         raise WebhookRejected(f"signature rejected: {exc}") from exc
     except json.JSONDecodeError as exc:
@@ -100,19 +123,40 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+# How each refusal is counted (the app maps the same classes to these statuses).
+_REFUSALS: dict[type[Exception], tuple[str, str]] = {
+    WebhookRejected: ("rejected", "401"),
+    MalformedWebhook: ("malformed", "400"),
+    PayloadTooLarge: ("too_large", "413"),
+    NotConfigured: ("not_configured", "503"),
+}
+
+
 async def receive(request: Request) -> JSONResponse:
-    """The webhook route: 200 fast, dispatch in the background."""
+    """The webhook route: 200 fast, dispatch in the background; every answer counted."""
+    deliveries = request.state.services.metrics.webhook_deliveries
+    try:
+        answer = await _receive(request)
+    except tuple(_REFUSALS) as exc:
+        outcome = next(v for k, v in _REFUSALS.items() if isinstance(exc, k))
+        deliveries.labels(*outcome).inc()
+        raise
+    deliveries.labels(answer["status"], "200").inc()
+    return JSONResponse(answer)
+
+
+async def _receive(request: Request) -> dict[str, str]:
     services = request.state.services
-    secret = services.settings.webhook_signing_secret
-    if secret is None:
+    secrets = services.settings.signing_secrets()
+    if services.settings.webhook_signing_secret is None:
         raise NotConfigured("webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)")
     body = await read_body(request, services.settings.webhook_max_body_bytes)
-    event = verify_event(services.anthropic, body, request.headers, secret.get_secret_value())
+    event = verify_event(services.anthropic, body, request.headers, secrets)
     if event.event_type not in (RUN_STARTED, *SESSION_ENDED):
         log.info(
             "event ignored", extra={"event_type": event.event_type, "webhook_id": event.webhook_id}
         )
-        return JSONResponse({"status": "ignored", "type": event.event_type})
+        return {"status": "ignored", "type": event.event_type}
     if services.not_dispatching:
         # Signed and valid, but we cannot claim anything yet: 503 lets the sender retry later.
         raise NotConfigured("dispatch disabled: " + "; ".join(services.not_dispatching))
@@ -125,10 +169,10 @@ async def receive(request: Request) -> JSONResponse:
             "session ended",
             extra={"session_id": event.object_id, "event_type": event.event_type},
         )
-        return JSONResponse({"status": "accepted"})
+        return {"status": "accepted"}
     accepted = services.dispatcher.notify(event.object_id, event.webhook_id)
     log.info(
         "run started",
         extra={"session_id": event.object_id, "webhook_id": event.webhook_id, "accepted": accepted},
     )
-    return JSONResponse({"status": "accepted" if accepted else "duplicate"})
+    return {"status": "accepted" if accepted else "duplicate"}

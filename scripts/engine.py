@@ -60,21 +60,26 @@ class PulumiProject:
 
     _TAKES_CONFIG_FILE = ("config", "up", "preview", "refresh", "destroy")
 
+    def argv(self, *args: str) -> list[str]:
+        """The pulumi command line for `args` on this stack (and its config file, if any)."""
+        # Our flags go before a "--" so that a config value may itself start with a dash.
+        split = args.index("--") if "--" in args else len(args)
+        ours = ["--stack", self.stack, "--non-interactive"]
+        if self.config_file is not None and args and args[0] in self._TAKES_CONFIG_FILE:
+            ours += ["--config-file", str(self.config_file)]
+        return ["pulumi", *args[:split], *ours, *args[split:]]
+
+    def stream(self, *args: str) -> None:
+        """Run a pulumi command with its output shown as it runs (progress of a long `up`)."""
+        done = subprocess.run(self.argv(*args), cwd=self.cwd, env=self.env, timeout=1800)
+        if done.returncode != 0:
+            raise PulumiError(f"pulumi {' '.join(args)} exited {done.returncode} (output above)")
+
     def run(
         self, *args: str, check: bool = True, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
-        # Our flags go before a "--" so that a config value may itself start with a dash.
-        split = args.index("--") if "--" in args else len(args)
-        command = [
-            "pulumi",
-            *args[:split],
-            "--stack",
-            self.stack,
-            "--non-interactive",
-            *args[split:],
-        ]
         done = subprocess.run(
-            command,
+            self.argv(*args),
             cwd=self.cwd,
             env=self.env,
             capture_output=True,

@@ -5,6 +5,11 @@
 stand-in what a user does in the real Console (mint the environment key, register the webhook
 URL and copy its signing secret), sets them as secret config, runs `pulumi up` again, prints
 the outputs and runs the example session. `down` destroys the stack and stops the emulator.
+`pulumi ARGS…` runs any pulumi command against the `local` stack (what `scripts/pulumi` does).
+
+Every value set per run (emulator URLs, minted secrets) goes to the stack's config file under
+.state/local/, passed to the engine with `--config-file`: the tracked `Pulumi.local.yaml` is
+only the template it is copied from, and stays as committed.
 """
 
 from __future__ import annotations
@@ -200,12 +205,40 @@ def up(port: int) -> int:
     project = local_project()
     point_at_emulator(project, emulator)
     log("pulumi up (local stack)")
-    print(project.up().stdout, end="")
+    project.stream("up", "--yes", "--skip-preview")
     if do_console_steps(project, emulator, project.outputs(), STATE / "console.json"):
         log("pulumi up again, to wire the Console's values into the orchestrator")
-        print(project.up().stdout, end="")
+        project.stream("up", "--yes", "--skip-preview")
     print(json.dumps(project.outputs(), indent=2))
     return run_example(project, emulator)
+
+
+# Commands (and `config`'s subcommands) that read stack config, hence take `--config-file`.
+CONFIG_FILE_COMMANDS = frozenset(
+    {"config", "up", "update", "preview", "pre", "refresh", "destroy", "down", "import", "watch"}
+)
+
+
+def pulumi_argv(args: list[str], config_file: Path) -> list[str]:
+    """`pulumi ARGS…` for the local stack: `--config-file` added where the command takes it."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command not in CONFIG_FILE_COMMANDS:
+        return ["pulumi", *args]
+    # Before any "--", so that a config value that starts with a dash stays a value.
+    split = args.index("--") if "--" in args else len(args)
+    return ["pulumi", *args[:split], "--config-file", str(config_file), *args[split:]]
+
+
+def run_pulumi(args: list[str]) -> int:
+    """Replace this process with `pulumi ARGS…` on the local stack (env, backend, passphrase)."""
+    project = local_project()
+    assert project.config_file is not None
+    if running_emulator() is None:
+        log("the emulator is not running: commands that reach it fail (start it: scripts/local-up)")
+    env = {**project.env, "PULUMI_STACK": STACK}  # the engine's own "current stack" override
+    argv = pulumi_argv(args, project.config_file)
+    os.chdir(project.cwd)
+    os.execvpe(argv[0], argv, env)
 
 
 def down() -> int:
@@ -213,15 +246,17 @@ def down() -> int:
     if emulator is not None and (STATE / "backend").exists():
         project = local_project()
         log("pulumi destroy (local stack)")
-        print(project.run("destroy", "--yes").stdout, end="")
+        project.stream("destroy", "--yes")
     stop_emulator()
     (STATE / "console.json").unlink(missing_ok=True)
     return 0
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["pulumi"]:
+        return run_pulumi(sys.argv[2:])  # every further argument is pulumi's, unparsed
     parser = argparse.ArgumentParser(prog="python -m scripts.local_stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("command", choices=["up", "down", "pulumi"])
     parser.add_argument("--port", type=int, default=DEFAULT_EMULATOR_PORT, help="emulator port")
     args = parser.parse_args()
     try:

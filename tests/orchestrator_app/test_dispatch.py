@@ -309,3 +309,57 @@ def test_the_snapshot_shows_sessions_in_flight_and_the_workers_started() -> None
     assert after["in_flight"] == {}
     assert after["workers"]["s1"]["work_id"] == "work_1"
     assert after["stats"]["started"] == 1
+
+
+# --- metrics hooks at the dispatcher's decision points --------------------------------------
+
+
+def test_a_started_worker_counts_a_drain_and_one_dispatch_latency_observation() -> None:
+    dispatcher, _, _ = make([item("work_1", "s1")])
+    asyncio.run(settle(dispatcher))
+    totals = dispatcher.metrics.totals()
+    assert totals["drains"] == {"total": 1.0}
+    assert totals["dispatch_latency_seconds"]["count"] == 1.0
+    assert "failures" not in totals
+
+
+def test_a_failed_worker_start_is_counted_by_its_reason() -> None:
+    dispatcher, _, sandboxes = make([item("work_1", "s1")])
+    sandboxes.start_error = BlaxelError("start worker: 503", transient=True, status=503)
+    asyncio.run(settle(dispatcher))
+    assert dispatcher.metrics.totals()["failures"] == {"worker_start_failed": 1.0}
+    assert dispatcher.metrics.totals()["dispatch_latency_seconds"]["count"] == 0.0
+
+
+def test_a_sandbox_that_cannot_be_made_ready_is_counted_by_its_reason() -> None:
+    dispatcher, queue, sandboxes = make([item("work_1", "s1")])
+
+    async def not_ready(session_id: str) -> str:
+        raise BlaxelError("create sandbox: 500", transient=True, status=500)
+
+    sandboxes.ensure_ready = not_ready  # type: ignore[method-assign]
+    asyncio.run(settle(dispatcher))
+    assert queue.acked == []
+    assert dispatcher.metrics.totals()["failures"] == {"sandbox_not_ready": 1.0}
+
+
+def test_a_session_end_that_deletes_its_sandbox_counts_one_deletion() -> None:
+    dispatcher, _, sandboxes = make([])
+    deleted: list[str] = []
+
+    async def owned(sandbox_name: str) -> bool:
+        return True
+
+    async def delete(sandbox_name: str) -> None:
+        deleted.append(sandbox_name)
+
+    sandboxes.owned = owned  # type: ignore[method-assign]
+    sandboxes.delete = delete  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await dispatcher._end("s1", "session.status_terminated")
+        await dispatcher.queue.client.close()
+
+    asyncio.run(scenario())
+    assert len(deleted) == 1
+    assert dispatcher.metrics.totals()["worker_sandboxes_deleted"] == {"total": 1.0}

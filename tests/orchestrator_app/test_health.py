@@ -13,9 +13,13 @@ def test_health_answers_even_with_nothing_configured() -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_ready_names_each_missing_setting() -> None:
-    with TestClient(create_app(Settings())) as client:
-        response = client.get("/ready")
+STATUS_TOKEN = "unit-status-token"
+BEARER = {"Authorization": f"Bearer {STATUS_TOKEN}"}
+
+
+def test_ready_names_each_missing_setting_to_the_status_token_holder() -> None:
+    with TestClient(create_app(Settings.model_validate({"status_token": STATUS_TOKEN}))) as client:
+        response = client.get("/ready", headers=BEARER)
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "not_ready"
@@ -24,8 +28,11 @@ def test_ready_names_each_missing_setting() -> None:
 
 
 def test_ready_reports_unreachable_apis(offline_settings: Settings) -> None:
-    with TestClient(create_app(offline_settings)) as client:
-        response = client.get("/ready")
+    settings = Settings.model_validate(
+        {**offline_settings.model_dump(), "status_token": STATUS_TOKEN}
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/ready", headers=BEARER)
     assert response.status_code == 503
     problems = response.json()["problems"]
     assert f"Anthropic API unreachable at {offline_settings.anthropic_url}" in problems

@@ -25,6 +25,7 @@ from emulator.server import EmulatorServer
 from orchestrator_app.workers import worker_sandbox_name, worker_volume_name
 from tests.orchestrator_app.conftest import make_signer, new_signing_secret, run_started
 from tests.orchestrator_app.emulated import (
+    Orchestrator,
     Stack,
     free_loopback_port,
     iter_known_secrets,
@@ -283,23 +284,43 @@ def test_forged_and_stale_deliveries_dispatch_nothing(stack: Stack) -> None:
     assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == ["genuine"]
 
 
+STATUS_TOKEN = "integration-status-token"
+
+
+def ready_details(orchestrator: Orchestrator) -> httpx.Response:
+    """`/ready` as the operator sees it (with the status token: the problems named)."""
+    return httpx.get(
+        orchestrator.url + "/ready",
+        headers={"Authorization": f"Bearer {STATUS_TOKEN}"},
+        trust_env=False,
+        timeout=30,
+    )
+
+
 def test_ready_when_configured_and_reachable(stack: Stack) -> None:
-    response = stack.orchestrator().get("/ready")
+    response = ready_details(stack.orchestrator(ORCH_STATUS_TOKEN=STATUS_TOKEN))
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "problems": []}
 
 
 def test_ready_names_a_missing_environment_key(stack: Stack) -> None:
-    response = stack.orchestrator(ORCH_ENVIRONMENT_KEY=None).get("/ready")
+    orchestrator = stack.orchestrator(ORCH_ENVIRONMENT_KEY=None, ORCH_STATUS_TOKEN=STATUS_TOKEN)
+    response = ready_details(orchestrator)
     assert response.status_code == 503
     assert response.json()["problems"] == ["environment key not set (ORCH_ENVIRONMENT_KEY)"]
+    # To anyone else, on the public URL: not ready, and nothing more.
+    assert orchestrator.get("/ready").json() == {"status": "not_ready"}
 
 
 def test_ready_names_a_rejected_environment_key_and_an_unreachable_blaxel(stack: Stack) -> None:
     dead = f"http://127.0.0.1:{free_loopback_port()}/blaxel/v0"
-    response = stack.orchestrator(
-        ORCH_ENVIRONMENT_KEY="sk-ant-oat01-not-a-real-key", ORCH_BLAXEL_BASE_URL=dead
-    ).get("/ready")
+    response = ready_details(
+        stack.orchestrator(
+            ORCH_ENVIRONMENT_KEY="sk-ant-oat01-not-a-real-key",
+            ORCH_BLAXEL_BASE_URL=dead,
+            ORCH_STATUS_TOKEN=STATUS_TOKEN,
+        )
+    )
     assert response.status_code == 503
     assert sorted(response.json()["problems"]) == sorted(
         ["environment key rejected by the Anthropic API", f"Blaxel API unreachable at {dead}"]
@@ -407,21 +428,26 @@ def test_a_sandbox_left_by_a_stopped_orchestrator_goes_once_its_session_ended(
 
 
 def test_ready_names_a_rejected_blaxel_key(stack: Stack) -> None:
-    response = stack.orchestrator(ORCH_BLAXEL_API_KEY="bl-not-a-real-key").get("/ready")
+    response = ready_details(
+        stack.orchestrator(ORCH_BLAXEL_API_KEY="bl-not-a-real-key", ORCH_STATUS_TOKEN=STATUS_TOKEN)
+    )
     assert response.status_code == 503
     assert response.json()["problems"] == ["Blaxel API key or workspace rejected by the Blaxel API"]
 
 
 def test_dispatch_works_without_the_signing_secret(stack: Stack) -> None:
     orchestrator = stack.orchestrator(
-        webhook=False, ORCH_WEBHOOK_SIGNING_SECRET=None, ORCH_RECOVERY_POLL_SECONDS="0.5"
+        webhook=False,
+        ORCH_WEBHOOK_SIGNING_SECRET=None,
+        ORCH_RECOVERY_POLL_SECONDS="0.5",
+        ORCH_STATUS_TOKEN=STATUS_TOKEN,
     )
     session_id = stack.create_session()
     stack.say(session_id, "bash: echo no secret needed")
     assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == [
         "no secret needed"
     ]
-    assert orchestrator.get("/ready").json()["problems"] == [
+    assert ready_details(orchestrator).json()["problems"] == [
         "webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)"
     ]
 

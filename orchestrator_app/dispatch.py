@@ -319,25 +319,30 @@ class Dispatcher:
             )
 
     async def _dispatch(self, session_id: str) -> None:
-        """Warm → claim → start, for one session."""
-        sandbox = await self._warm(session_id)
-        if sandbox is None:
-            return
-        item = await self._take(session_id)
-        if item is None:
-            log.info("no work left to claim for the session", extra={"session_id": session_id})
-            return
-        if not await self._ack(item):
-            return
-        self.stats.claimed += 1
-        log.info("work claimed", extra={"session_id": session_id, "work_id": item.id})
-        await self._start(item, sandbox)
+        """Warm → claim → start, for one session, in one of the `max_concurrent_starts` slots.
+
+        The slot is held for the whole pipeline: with separate waits for warm and start, every
+        queued warm-up ran before the first worker start (200 sandboxes warm, none served) and
+        the ready sandboxes idled into standby meanwhile.
+        """
+        async with self._starts:
+            sandbox = await self._warm(session_id)
+            if sandbox is None:
+                return
+            item = await self._take(session_id)
+            if item is None:
+                log.info("no work left to claim for the session", extra={"session_id": session_id})
+                return
+            if not await self._ack(item):
+                return
+            self.stats.claimed += 1
+            log.info("work claimed", extra={"session_id": session_id, "work_id": item.id})
+            await self._start(item, sandbox)
 
     async def _warm(self, session_id: str) -> str | None:
         """The session's ready sandbox name, or None (logged) when it cannot be made ready."""
         try:
-            async with self._starts:
-                return await self.sandboxes.ensure_ready(session_id)
+            return await self.sandboxes.ensure_ready(session_id)
         except BlaxelError as exc:
             self.metrics.failures.labels("sandbox_not_ready").inc()
             log.error(
@@ -439,8 +444,7 @@ class Dispatcher:
         )
         request = worker_process_request(self.settings, env, item.id)
         try:
-            async with self._starts:
-                started = await self.sandboxes.start_worker(sandbox, request)
+            started = await self.sandboxes.start_worker(sandbox, request)
         except BlaxelError as exc:
             self.metrics.failures.labels("worker_start_failed").inc()
             # Not stopped (a stop before the first heartbeat can strand the session): the

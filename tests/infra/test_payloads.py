@@ -290,10 +290,6 @@ def test_a_private_or_moved_preview_does_not_match() -> None:
     assert not preview_matches({"spec": {"port": 9000, "public": True}}, props)
 
 
-# The ORCH_* keys the orchestrator app does not read yet: the app side of issues 15 and 18
-# (ORCH_STATUS_TOKEN, ORCH_WEBHOOK_SIGNING_SECRET_PREVIOUS) is another room's; remove each
-# from here when orchestrator_app.settings gains it.
-APP_SIDE_PENDING = {"ORCH_STATUS_TOKEN", "ORCH_WEBHOOK_SIGNING_SECRET_PREVIOUS"}
 # Settings the app has that the stack leaves to the app's defaults, on purpose (ORCH_PORT: the
 # platform's PORT wins; the rest are tuning knobs with sane defaults).
 LEFT_TO_THE_APP = {
@@ -330,7 +326,7 @@ def test_the_programs_orch_keys_are_exactly_the_orchestrator_settings() -> None:
     secrets = server_secrets("k", "w", "b", "p", "t", "whsec_old")
     passed = {k for k in {*settings, *secrets} if k.startswith("ORCH_")}
     fields = {f"ORCH_{name.upper()}" for name in Settings.model_fields}
-    assert passed - APP_SIDE_PENDING == fields - {f"ORCH_{n.upper()}" for n in LEFT_TO_THE_APP}
+    assert passed == fields - {f"ORCH_{n.upper()}" for n in LEFT_TO_THE_APP}
 
 
 def test_worker_lifecycle_settings_reach_the_orchestrator_and_unset_ones_stay_its_defaults() -> (

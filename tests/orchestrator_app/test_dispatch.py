@@ -138,6 +138,32 @@ def test_sandbox_warm_ups_never_exceed_max_concurrent_starts() -> None:
     assert len(sandboxes.started) == 20
 
 
+def test_a_sessions_worker_starts_before_warm_ups_queued_behind_it_begin() -> None:
+    # With one slot per session across warm → claim → start, a burst is served in waves: the
+    # first wave's workers start before the last sessions' sandboxes even begin warming (a
+    # shared wait for warm-ups and starts ran every warm-up first: head-of-line blocking).
+    dispatcher, _, sandboxes = make(
+        [item(f"work_{i}", f"s{i}") for i in range(12)], max_concurrent_starts=3
+    )
+    events: list[str] = []
+    warm, start = sandboxes.ensure_ready, sandboxes.start_worker
+
+    async def traced_warm(session_id: str) -> str:
+        events.append("warm")
+        return await warm(session_id)
+
+    async def traced_start(sandbox: str, request: dict[str, Any]) -> bool:
+        events.append("start")
+        return await start(sandbox, request)
+
+    sandboxes.ensure_ready = traced_warm  # type: ignore[method-assign]
+    sandboxes.start_worker = traced_start  # type: ignore[method-assign]
+    asyncio.run(settle(dispatcher))
+    assert events.count("start") == 12
+    assert events.index("start") < len(events) - events[::-1].index("warm") - 1
+    assert events[:3] == ["warm"] * 3 and "start" in events[:6]
+
+
 def test_a_slow_warm_up_does_not_hold_back_the_other_sessions() -> None:
     dispatcher, _, sandboxes = make(
         [item("work_slow", "slow"), item("work_fast", "fast")], delays={"slow": 0.5, "fast": 0.01}

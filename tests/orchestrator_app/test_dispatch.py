@@ -156,8 +156,8 @@ def test_a_sessions_worker_starts_before_warm_ups_queued_behind_it_begin() -> No
         events.append("start")
         return await start(sandbox, request)
 
-    sandboxes.ensure_ready = traced_warm  # type: ignore[method-assign]
-    sandboxes.start_worker = traced_start  # type: ignore[method-assign]
+    sandboxes.ensure_ready = traced_warm  # type: ignore[method-assign,assignment]
+    sandboxes.start_worker = traced_start  # type: ignore[method-assign,assignment]
     asyncio.run(settle(dispatcher))
     assert events.count("start") == 12
     assert events.index("start") < len(events) - events[::-1].index("warm") - 1

@@ -101,7 +101,7 @@ class Orchestrator:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_for(self._healthy, "the orchestrator's /health", timeout=30)
+        wait_for(self._healthy, "the orchestrator's /health", timeout=90)
         return self
 
     def _healthy(self) -> bool:

@@ -191,6 +191,11 @@ def test_a_stack_of_the_previous_version_upgrades_without_replacing_anything(
     current = copy_project(tmp_path / "current")
     shutil.copy(old / f"Pulumi.{STACK}.yaml", current / f"Pulumi.{STACK}.yaml")
     upgraded = PulumiProject(cwd=current, stack=STACK, env=e2e.project.env)
+    # The one config step of the upgrade (infra/README.md, "Upgrading"): the reaper's key is
+    # gone; the new program names it and its replacement if it is still set.
+    refused = upgraded.run("preview", check=False)
+    assert "blaxel:workerIdleDeleteSeconds: removed" in refused.stdout + refused.stderr
+    upgraded.run("config", "rm", "blaxel:workerIdleDeleteSeconds")
     e2e.project.cwd = current
     blaxel = e2e.server.emulator.blaxel
     pushes = len(blaxel.image_pushes)

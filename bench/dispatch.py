@@ -22,6 +22,19 @@ def sent_at(stack: Stack, session_id: str) -> float:
     return stack.server.emulator.anthropic.sessions[session_id].created_at.timestamp()
 
 
+def tally(stack: Stack, sessions: list[str]) -> tuple[list[float], int, int]:
+    """(latency of each served session, duplicate worker starts, sessions not served)."""
+    latencies, duplicates, unserved = [], 0, 0
+    for session_id in sessions:
+        starts = stack.worker_starts(session_id)
+        if not starts:
+            unserved += 1
+            continue
+        duplicates += len(starts) - 1
+        latencies.append(min(s.at for s in starts) - sent_at(stack, session_id))
+    return latencies, duplicates, unserved
+
+
 def serve_burst(stack: Stack, n: int, timeout: float) -> list[Row]:
     """Create `n` sessions at once; wait until each has a worker (or `timeout`); the figures."""
     with ThreadPoolExecutor(max_workers=min(n, 32)) as pool:
@@ -32,14 +45,7 @@ def serve_burst(stack: Stack, n: int, timeout: float) -> list[Row]:
             break
         time.sleep(0.2)
     time.sleep(1.0)  # a duplicate start would land just after the first: give it a moment
-    latencies, duplicates, unserved = [], 0, 0
-    for session_id in sessions:
-        starts = stack.worker_starts(session_id)
-        if not starts:
-            unserved += 1
-            continue
-        duplicates += len(starts) - 1
-        latencies.append(min(s.at for s in starts) - sent_at(stack, session_id))
+    latencies, duplicates, unserved = tally(stack, sessions)
     group = f"dispatch N={n}"
     return [
         Row(group, "run-started delivery sent→worker started p50", percentile(latencies, 50), "s"),

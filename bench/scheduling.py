@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from bench.dispatch import sent_at
+from bench.dispatch import tally
 from bench.stats import Row, percentile
 from bench.webhooks import rss_kib
 from emulator.server import EmulatorServer
@@ -154,14 +154,7 @@ def burst(
                 time.sleep(0.2)
             latencies, bad = load_result(loader, seconds + 60, int(rate * seconds))
             time.sleep(1.0)  # a duplicate start would land just after the first
-    served, duplicates, unserved = [], 0, 0
-    for session_id in sessions:
-        starts = stack.worker_starts(session_id)
-        if not starts:
-            unserved += 1
-            continue
-        duplicates += len(starts) - 1
-        served.append(min(s.at for s in starts) - sent_at(stack, session_id))
+    served, duplicates, unserved = tally(stack, sessions)
     return {
         "latencies": served,
         "duplicates": duplicates,

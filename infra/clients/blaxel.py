@@ -144,8 +144,18 @@ def update_sandbox_spec(
     return dict(sandbox.to_dict())
 
 
-def delete_sandbox_by_name(creds: BlaxelCredentials, name: str) -> None:
-    """Delete a sandbox; already gone is success."""
+def delete_sandbox_by_name(
+    creds: BlaxelCredentials,
+    name: str,
+    timeout_s: float = 120.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Delete a sandbox and wait until its name is free; already gone is success.
+
+    A deletion goes through DELETING, during which a create of the same name is refused
+    (409 SANDBOX_DELETION_IN_PROGRESS, docs/platform-contract.md): a replacement that deletes
+    first, and a destroy that must leave nothing, both wait here until it is over.
+    """
     try:
         _api(
             creds,
@@ -154,6 +164,27 @@ def delete_sandbox_by_name(creds: BlaxelCredentials, name: str) -> None:
         )
     except NotFound:
         return
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:  # not get_sandbox_by_name: it calls a DELETING sandbox gone already
+            status = (
+                _api(
+                    creds,
+                    f"get sandbox {name}",
+                    lambda: get_sandbox.sync_detailed(name, client=control_plane),
+                )
+                .to_dict()
+                .get("status")
+            )
+        except NotFound:
+            return
+        if status != "DELETING":  # TERMINATED: kept for a while, its name free again
+            return
+        if time.monotonic() > deadline:
+            raise error_for_status(
+                None, f"Blaxel sandbox {name} still DELETING after {timeout_s:.0f}s"
+            )
+        sleep(0.5)
 
 
 # Previews

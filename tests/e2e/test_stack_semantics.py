@@ -164,6 +164,19 @@ def test_a_stack_of_the_previous_version_upgrades_without_replacing_anything(
         check=True,
     )
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    # It could not have run on Blaxel as it was (the strict emulator refuses it, as the
+    # platform does): its orchestrator listened on the reserved 8080, and it read scheme-less
+    # preview URLs as https. The stack being upgraded is one that ran, so with both fixed.
+    fixes = {
+        "port: int = 8080": "port: int = 8000",
+        'url = "https://" + url': 'url = ("http://" if "127.0.0.1" in url else "https://") + url',
+    }
+    for module in ("infra/components/orchestrator.py", "infra/providers/sandbox.py"):
+        path = old / module
+        text = path.read_text()
+        for before, fixed in fixes.items():
+            text = text.replace(before, fixed)
+        path.write_text(text)
     for part in ("orchestrator_app", "worker", "requirements.txt"):
         source = REPO_ROOT / part
         if source.is_dir():
@@ -174,6 +187,9 @@ def test_a_stack_of_the_previous_version_upgrades_without_replacing_anything(
     # The names the previous version used (its local config's, and its default image names):
     # a stack upgrading keeps them in config (infra/README.md, "Upgrading").
     previous = PulumiProject(cwd=old, stack=STACK, env=e2e.project.env)
+    # The stack config as the previous version knew it (its lifecycle key, not today's).
+    previous.run("config", "rm", "blaxel:workerIdleTtl")
+    previous.set_config("blaxel:workerIdleDeleteSeconds", "120")
     for key, value in {
         "cma:environmentName": "cma-blaxel-local",
         "cma:agentName": "cma-blaxel-local-agent",
@@ -210,7 +226,7 @@ def test_a_stack_of_the_previous_version_upgrades_without_replacing_anything(
     for key in ("environment_id", "agent_id", "orchestrator_sandbox", "orchestrator_url"):
         assert after[key] == before[key], key
     # The one new secret (the status token) restarts the server once, in place.
-    assert after["orchestrator_revision"] == before["orchestrator_revision"] + 1
+    assert int(after["orchestrator_revision"]) == int(before["orchestrator_revision"]) + 1
     assert httpx.get(after["orchestrator_url"] + "/ready", timeout=10).status_code == 200
     assert all(
         r["type"].startswith("pulumi-python:dynamic/cma:") for r in state_resources(upgraded)

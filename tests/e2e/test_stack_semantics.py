@@ -174,8 +174,8 @@ def test_a_stack_of_the_previous_version_upgrades_without_replacing_anything(
     for module in ("infra/components/orchestrator.py", "infra/providers/sandbox.py"):
         path = old / module
         text = path.read_text()
-        for before, fixed in fixes.items():
-            text = text.replace(before, fixed)
+        for broken, fixed in fixes.items():
+            text = text.replace(broken, fixed)
         path.write_text(text)
     for part in ("orchestrator_app", "worker", "requirements.txt"):
         source = REPO_ROOT / part
@@ -226,7 +226,7 @@ def test_a_stack_of_the_previous_version_upgrades_without_replacing_anything(
     for key in ("environment_id", "agent_id", "orchestrator_sandbox", "orchestrator_url"):
         assert after[key] == before[key], key
     # The one new secret (the status token) restarts the server once, in place.
-    assert int(after["orchestrator_revision"]) == int(before["orchestrator_revision"]) + 1
+    assert after["orchestrator_revision"] == before["orchestrator_revision"] + 1
     assert httpx.get(after["orchestrator_url"] + "/ready", timeout=10).status_code == 200
     assert all(
         r["type"].startswith("pulumi-python:dynamic/cma:") for r in state_resources(upgraded)

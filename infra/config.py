@@ -72,6 +72,9 @@ class StackConfig(BaseModel):
     # Unique names default to ones scoped to the project and stack (`names`, below).
     environment_name: str | None = Field(None, alias="cma:environmentName", min_length=1)
     environment_key: SecretStr | None = Field(None, alias="cma:environmentKey")
+    # How the orchestrator learns of work: signed webhooks on a public preview URL, or
+    # long-polling the environment's queue (no inbound endpoint, no webhook secret).
+    dispatch_mode: Literal["webhook", "poll"] = Field("webhook", alias="cma:dispatchMode")
     webhook_mode: Literal["console", "api"] = Field("console", alias="cma:webhookMode")
     webhook_signing_secret: SecretStr | None = Field(None, alias="cma:webhookSigningSecret")
     webhook_signing_secret_previous: SecretStr | None = Field(
@@ -246,10 +249,19 @@ class StackConfig(BaseModel):
         return values
 
     @property
+    def uses_webhooks(self) -> bool:
+        """Whether the stack serves webhooks (a public preview and a webhook endpoint)."""
+        return self.dispatch_mode == "webhook"
+
+    @property
     def secrets_missing(self) -> list[str]:
         """Config keys of the secrets the orchestrator still lacks to be ready."""
         missing = [] if self.environment_key else ["cma:environmentKey"]
-        if self.webhook_mode == "console" and not self.webhook_signing_secret:
+        if (
+            self.uses_webhooks
+            and self.webhook_mode == "console"
+            and not self.webhook_signing_secret
+        ):
             missing.append("cma:webhookSigningSecret")
         return missing
 

@@ -34,6 +34,10 @@ from infra.clients import blaxel as blaxel_api
 from infra.clients.anthropic import AnthropicCredentials
 from infra.clients.blaxel import BlaxelCredentials
 from infra.clients.errors import ClientError
+from infra.providers.sandbox import SandboxProps
+
+# The port the orchestrator listens on in its sandbox (the sandbox's only port).
+ORCHESTRATOR_PORT: int = SandboxProps.model_fields["port"].default
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ROLE_LABEL, SESSION_LABEL, ENVIRONMENT_LABEL = "cma-role", "cma-session-id", "cma-environment-id"
@@ -160,19 +164,34 @@ def all_sandboxes(creds: BlaxelCredentials) -> list[dict[str, Any]]:
 
 
 def orchestrator_section(
-    outputs: dict[str, Any], get: Callable[..., httpx.Response] = httpx.get
+    outputs: dict[str, Any],
+    get: Callable[..., httpx.Response] = httpx.get,
+    blaxel_creds: BlaxelCredentials | None = None,
 ) -> Section:
+    """The orchestrator's /status: through its public URL, or (poll mode, no preview) through
+    the sandbox API with the Blaxel credentials."""
     url, token = outputs.get("orchestrator_url"), outputs.get("status_token")
-    if not url:
-        return {"error": "the stack has no orchestrator_url output"}
+    sandbox = outputs.get("orchestrator_sandbox")
+    if not url and not (sandbox and blaxel_creds):
+        return {"error": "no orchestrator_url output (poll mode: give the Blaxel credentials)"}
     if not token:
         return {
             "error": "no status_token output: run with --show-secrets (or the stack predates it)"
         }
-    response = get(f"{url}/status", headers={"Authorization": f"Bearer {token}"}, timeout=15)
-    if response.status_code != 200:
-        return {"error": f"{url}/status answered {response.status_code}"}
-    body: Section = response.json()
+    headers = {"Authorization": f"Bearer {token}"}
+    if url:
+        where = f"{url}/status"
+        response = get(where, headers=headers, timeout=15)
+        status, text = response.status_code, response.text
+    else:
+        assert blaxel_creds is not None and sandbox
+        where = f"port {ORCHESTRATOR_PORT}/status of sandbox {sandbox}"
+        status, text = blaxel_api.fetch_port(
+            blaxel_creds, str(sandbox), ORCHESTRATOR_PORT, "/status", headers
+        )
+    if status != 200:
+        return {"error": f"{where} answered {status}"}
+    body: Section = json.loads(text)
     return body
 
 
@@ -206,7 +225,9 @@ def gather(
         report["workers"] = guarded(
             lambda: worker_rows(all_sandboxes(bl), str(outputs.get("environment_id")))
         )
-    report["orchestrator"] = guarded(lambda: orchestrator_section(outputs))
+    report["orchestrator"] = guarded(
+        lambda: orchestrator_section(outputs, blaxel_creds=blaxel_creds)
+    )
     return report
 
 

@@ -257,6 +257,21 @@ def get_process(creds: BlaxelCredentials, sandbox_name: str, process: str) -> di
     return with_retries(once)
 
 
+def fetch_port(
+    creds: BlaxelCredentials,
+    sandbox_name: str,
+    port: int,
+    path: str,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, str]:
+    """(status, body) of a GET on a sandbox port through the sandbox API, with our credentials:
+    no preview needed (SDK `core/sandbox/sync/network.py`, `SyncSandboxNetwork.fetch`)."""
+    sandbox = _instance(creds, sandbox_name)
+    with _mapped(f"GET port {port}{path} of {sandbox_name}"):
+        response = sandbox.network.fetch(port, path, headers=headers or {})
+    return response.status_code, response.text[:2000]
+
+
 def kill_process(creds: BlaxelCredentials, sandbox_name: str, process: str) -> None:
     """Kill a process; not running, unknown, or sandbox gone is success. Retried like every
     sandbox-API call: the first call after a standby may fail once (DESIGN §3)."""

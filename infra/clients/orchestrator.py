@@ -27,13 +27,19 @@ def wait_until_ok(
     timeout_s: float,
     sleep: Callable[[float], None] = time.sleep,
     still_running: Callable[[], None] | None = None,
+    get: Callable[[], tuple[int, str]] | None = None,
 ) -> str:
-    """Poll GET `url` until 200 and return its body; `still_running` may raise to stop early."""
+    """Poll GET `url` until 200 and return its body; `still_running` may raise to stop early.
+
+    `get` reaches `url` another way (e.g. through the sandbox API when there is no public
+    preview); `url` then only names it in errors.
+    """
+    fetch = get or (lambda: get_endpoint(url))
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while True:
         try:
-            status, body = get_endpoint(url)
+            status, body = fetch()
             if status == 200:
                 return body
             last = f"HTTP {status}: {body}"

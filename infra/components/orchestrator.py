@@ -4,6 +4,10 @@ URL, and the server process started with the webhook's signing secret.
 The sandbox/server split breaks the cycle URL → webhook → secret → server (DESIGN §2): the
 sandbox and its URL exist first, the webhook is registered on the URL, the server is
 (re)started with the secret, all in one `pulumi up`.
+
+In poll mode (`cma:dispatchMode: poll`) there is no public preview and no webhook: the server
+long-polls the work queue, and `up` reaches it through the sandbox API. Switching modes
+updates the same sandbox in place (the preview goes, or comes back under the same name).
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class OrchestratorArgs:
     worker_image: pulumi.Input[str]
     environment_key: pulumi.Input[str]  # secret; "" until set
     worker_proxy_secret: pulumi.Input[str] = ""  # secret; optional
+    dispatch_mode: Literal["webhook", "poll"] = "webhook"
     webhook_mode: Literal["console", "api"] = "console"
     webhook_signing_secret: pulumi.Input[str] = ""  # secret; console mode only
     # The secret being rotated out, still accepted by the app during a rotation (issue 18).
@@ -109,6 +114,8 @@ def server_settings(
     region = w.region or args.region
     if region:
         settings["ORCH_WORKER_REGION"] = region
+    if args.dispatch_mode != "webhook":  # the app's default; unset keeps older stacks' settings
+        settings["ORCH_DISPATCH_MODE"] = args.dispatch_mode
     optional = {
         "ORCH_WORKER_IDLE_TTL": w.idle_ttl,
         "ORCH_WORKER_MAX_AGE": w.max_age,
@@ -163,6 +170,7 @@ class Orchestrator(pulumi.ComponentResource):
         self, name: str, args: OrchestratorArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("cma:orchestrator:Orchestrator", name, None, opts)
+        webhooks = args.dispatch_mode == "webhook"
         self.sandbox = OrchestratorSandbox(
             f"{name}-sandbox",
             {
@@ -172,7 +180,7 @@ class Orchestrator(pulumi.ComponentResource):
                 "region": args.region,
                 "memory_mb": args.memory_mb,
                 "port": args.port,
-                "preview_name": "public",
+                "preview_name": "public" if webhooks else "",
                 "labels": {"managed-by": "cma-blaxel"},
                 "owner": {"project": args.owner.project, "stack": args.owner.stack},
                 "name_key": NAME_KEYS["orchestrator_sandbox"],
@@ -181,19 +189,24 @@ class Orchestrator(pulumi.ComponentResource):
             },
             pulumi.ResourceOptions(parent=self, depends_on=list(args.outlived_by)),
         )
-        self.webhook = WebhookEndpoint(
-            f"{name}-webhook",
-            {
-                "mode": args.webhook_mode,
-                "url": self.sandbox.url.apply(webhook_url),
-                "signing_secret": (
-                    pulumi.Output.secret(args.webhook_signing_secret)
-                    if args.webhook_mode == "console"
-                    else None
-                ),
-            },
-            pulumi.ResourceOptions(parent=self),
+        self.webhook = (
+            WebhookEndpoint(
+                f"{name}-webhook",
+                {
+                    "mode": args.webhook_mode,
+                    "url": self.sandbox.url.apply(webhook_url),
+                    "signing_secret": (
+                        pulumi.Output.secret(args.webhook_signing_secret)
+                        if args.webhook_mode == "console"
+                        else None
+                    ),
+                },
+                pulumi.ResourceOptions(parent=self),
+            )
+            if webhooks
+            else None
         )
+        signing_secret: pulumi.Input[str] = self.webhook.signing_secret if self.webhook else ""
         settings = pulumi.Output.all(args.environment_id, args.worker_image).apply(
             lambda v: server_settings(args, str(v[0]), str(v[1]))
         )
@@ -210,11 +223,11 @@ class Orchestrator(pulumi.ComponentResource):
         )
         secret_values: pulumi.Output[dict[str, str]] = pulumi.Output.all(
             args.environment_key,
-            self.webhook.signing_secret,
+            signing_secret,
             args.blaxel_api_key,
             args.worker_proxy_secret,
             self.status_token.token,
-            args.webhook_signing_secret_previous,
+            args.webhook_signing_secret_previous if webhooks else "",
         ).apply(lambda v: server_secrets(*(str(x or "") for x in v)))
         secrets = pulumi.Output.secret(cast(Any, secret_values))
         self.server = OrchestratorServer(
@@ -226,13 +239,17 @@ class Orchestrator(pulumi.ComponentResource):
                 "settings": settings,
                 "secrets": secrets,
                 "image_digest": args.image_digest,
+                **({} if webhooks else {"private_port": args.port}),
                 **_timeout_input("health_timeout_s", opts, "update"),
             },
-            pulumi.ResourceOptions(parent=self, depends_on=[self.webhook, self.worker_cleanup]),
+            pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*([self.webhook] if self.webhook else []), self.worker_cleanup],
+            ),
         )
         self.sandbox_name = self.sandbox.sandbox_name
         self.url = self.sandbox.url
-        self.webhook_url = self.webhook.url
+        self.webhook_url = self.webhook.url if self.webhook else pulumi.Output.from_input("")
         self.revision = self.server.revision
         outputs: dict[str, Any] = {
             "sandbox_name": self.sandbox_name,

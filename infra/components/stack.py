@@ -73,7 +73,11 @@ class CmaBlaxelStackArgs:
 def next_steps(
     missing: list[str], environment_id: str, webhook_url: str, webhook_mode: str
 ) -> list[str]:
-    """Plain-language list of what the operator still has to do; empty when nothing (pure)."""
+    """Plain-language list of what the operator still has to do; empty when nothing (pure).
+
+    `missing` holds only the secrets the dispatch mode needs (`StackConfig.secrets_missing`):
+    in poll mode, the environment key alone.
+    """
     steps = []
     if "cma:environmentKey" in missing:
         steps.append(
@@ -141,6 +145,7 @@ class CmaBlaxelStack(pulumi.ComponentResource):
                 worker_image=self.images.worker_image,
                 environment_key=secret_output(cfg.environment_key),
                 worker_proxy_secret=secret_output(cfg.worker_proxy_secret),
+                dispatch_mode=cfg.dispatch_mode,
                 webhook_mode=cfg.webhook_mode,
                 webhook_signing_secret=secret_output(cfg.webhook_signing_secret),
                 webhook_signing_secret_previous=secret_output(cfg.webhook_signing_secret_previous),

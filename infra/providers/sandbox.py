@@ -37,7 +37,7 @@ class SandboxProps(OwnedProps):
     region: str | None = None
     memory_mb: int = 4096
     port: int = 8000  # not 80, 443 or 8080: Blaxel reserves them (docs "Sandboxes/Ports")
-    preview_name: str = "public"
+    preview_name: str = "public"  # "": no public preview (poll mode)
     labels: dict[str, str] = {}
     adopt: bool = False  # take over a sandbox of this name that is not marked as ours
     deploy_timeout_s: float = 300.0  # from customTimeouts
@@ -156,7 +156,6 @@ def live_props(
     found = owner_of(labels)
     for key in p.owner.mark() if p.owner else {}:
         labels.pop(key, None)
-    preview = find_preview(previews, p.preview_name)
     return p.model_copy(
         update={
             "image": runtime.get("image", p.image),
@@ -164,12 +163,22 @@ def live_props(
             "region": spec.get("region", p.region),
             "memory_mb": runtime.get("memory", p.memory_mb),
             "port": ports[0].get("target", p.port) if ports else p.port,
-            # A preview gone (or changed) behind our back: "" differs, so `up` recreates it.
-            "preview_name": p.preview_name if preview and preview_matches(preview, p) else "",
+            "preview_name": live_preview_name(p, previews),
             "labels": labels,
             "owner": found,
         }
     )
+
+
+def live_preview_name(p: SandboxProps, previews: list[dict[str, Any]]) -> str:
+    """The public preview as found: ours ("" when gone or changed behind our back, so `up`
+    recreates it); with none declared (poll mode), any public one, so `up` takes it down
+    (pure)."""
+    if p.preview_name:
+        preview = find_preview(previews, p.preview_name)
+        return p.preview_name if preview and preview_matches(preview, p) else ""
+    public = [x for x in previews if (x.get("spec") or {}).get("public")]
+    return str((public[0].get("metadata") or {}).get("name") or "") if public else ""
 
 
 def _ensure_preview(creds: BlaxelCredentials, p: SandboxProps) -> str:
@@ -224,7 +233,8 @@ class SandboxProvider(CmaProvider):
                 raise refuse_foreign("sandbox", p.sandbox_name, found, p.owner, hint)
             bl.update_sandbox_spec(creds, p.sandbox_name, payload)
         live = bl.wait_sandbox_deployed(creds, p.sandbox_name, timeout_s=p.deploy_timeout_s)
-        return sandbox_outputs(p, live, _ensure_preview(creds, p))
+        url = _ensure_preview(creds, p) if p.preview_name else ""
+        return sandbox_outputs(p, live, url)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         # Upsert by name: our sandbox left by an earlier failed run is adopted, not duplicated.
@@ -260,10 +270,12 @@ class SandboxProvider(CmaProvider):
             return ReadResult("", {})
         p: SandboxProps = self.validated({**props, "sandbox_name": id_})
         current = live_props(p, live, previews)
-        preview = find_preview(previews, p.preview_name)
+        preview = find_preview(previews, p.preview_name) if p.preview_name else None
         # A missing preview keeps the last URL (never ""), so dependents stay valid until
         # the next `up` recreates it.
         url = (preview_url(preview) if preview else None) or str(props.get("url") or "")
+        if not p.preview_name:
+            url = ""
         outs = sandbox_outputs(current, live, url)
         outs["spec_digest"] = props.get("spec_digest") or outs["spec_digest"]
         return ReadResult(id_, outs, inputs=current.model_dump())

@@ -2,7 +2,8 @@
 
 Any input change (signing secret, environment key, image digest, settings) restarts the
 process in place under a new revision; the sandbox, hence its preview URL, stays. `up` waits
-for `/health`, and for `/ready` once both secrets are set.
+for `/health`, and for `/ready` once the secrets its dispatch mode needs are set: through the
+public preview URL in webhook mode, through the sandbox API in poll mode (no preview there).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from infra.providers.base import CmaProvider, CmaResource, Props
 
-# Without these the server runs but is not ready (DESIGN §2): /ready is awaited only with both.
-READY_SECRETS = ("ORCH_ENVIRONMENT_KEY", "ORCH_WEBHOOK_SIGNING_SECRET")
+# Without these the server runs but is not ready (DESIGN §2): /ready is awaited only with them.
+READY_SECRETS = {
+    "webhook": ("ORCH_ENVIRONMENT_KEY", "ORCH_WEBHOOK_SIGNING_SECRET"),
+    "poll": ("ORCH_ENVIRONMENT_KEY",),  # no webhook, no signing secret
+}
 PROCESS_PREFIX = "orchestrator-r"
 
 
@@ -23,7 +27,7 @@ class ServerProps(Props):
     """Inputs of the orchestrator server."""
 
     sandbox_name: str
-    url: str
+    url: str  # the public preview URL; "" in poll mode
     settings: dict[str, str]
     secrets: dict[str, str | None] = {}
     image_digest: str = ""
@@ -32,6 +36,8 @@ class ServerProps(Props):
     command: str = "python -m orchestrator_app"
     working_dir: str = "/app"
     health_timeout_s: float = 120.0  # from customTimeouts
+    # With no public URL: the port `up` reaches /health and /ready on, through the sandbox API.
+    private_port: int | None = None
 
 
 def process_name(revision: int) -> str:
@@ -61,9 +67,13 @@ def process_payload(p: ServerProps, revision: int) -> dict[str, Any]:
     }
 
 
+def dispatch_mode(p: ServerProps) -> str:
+    return p.settings.get("ORCH_DISPATCH_MODE", "webhook")
+
+
 def expects_ready(p: ServerProps) -> bool:
-    """Whether every secret `/ready` needs is set (pure)."""
-    return all(p.secrets.get(name) for name in READY_SECRETS)
+    """Whether every secret `/ready` needs in the server's dispatch mode is set (pure)."""
+    return all(p.secrets.get(name) for name in READY_SECRETS[dispatch_mode(p)])
 
 
 def server_outputs(p: ServerProps, revision: int) -> dict[str, Any]:
@@ -100,10 +110,23 @@ class ServerProvider(CmaProvider):
                     f"exit code {state.get('exit_code')}): {str(state.get('stderr'))[-800:]}"
                 )
 
-        wait_until_ok(f"{p.url}/health", p.health_timeout_s, still_running=still_running)
-        if expects_ready(p):
-            wait_until_ok(f"{p.url}/ready", p.health_timeout_s, still_running=still_running)
+        for path in ("/health", "/ready") if expects_ready(p) else ("/health",):
+            url, get = self._endpoint(p, path)
+            wait_until_ok(url, p.health_timeout_s, still_running=still_running, get=get)
         return server_outputs(p, revision)
+
+    def _endpoint(self, p: ServerProps, path: str) -> tuple[str, Any]:
+        """Where `up` reaches one of the server's endpoints: its public URL, else the sandbox
+        API's route to its port (with our Blaxel credentials)."""
+        from infra.clients import blaxel as bl
+
+        if p.url or p.private_port is None:
+            return f"{p.url}{path}", None
+        creds, port = self.blaxel(), p.private_port
+        return (
+            f"port {port}{path} of sandbox {p.sandbox_name}",
+            lambda: bl.fetch_port(creds, p.sandbox_name, port, path),
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         p: ServerProps = self.validated(props)

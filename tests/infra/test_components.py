@@ -31,6 +31,7 @@ class Registration:
     secret_inputs: set[str]
     property_dependencies: set[str]
     protect: bool
+    inputs: dict[str, Any]
 
 
 class StackMocks(pulumi.runtime.Mocks):
@@ -84,6 +85,7 @@ def registrations(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Registr
             secret_inputs=_secret_fields(request.object),
             property_dependencies={k for k, v in request.propertyDependencies.items() if v.urns},
             protect=bool(request.protect),
+            inputs=json_format.MessageToDict(request.object),
         )
         return original(self, request)
 
@@ -247,6 +249,33 @@ def test_outputs_name_everything_and_list_next_steps(
     assert outputs["worker_image"] == "cma-blaxel-test-worker-img:latest"
     assert len(outputs["next_steps"]) == 2
     assert "env_mock" in outputs["next_steps"][0]
+
+
+def test_poll_mode_has_no_webhook_nor_public_preview_and_asks_only_for_the_environment_key(
+    registrations: dict[str, Registration],
+) -> None:
+    outputs = _run({"cma:dispatchMode": "poll", "cma:webhookSigningSecret": "whsec_unused"})
+    assert "cma-orchestrator-webhook" not in registrations
+    assert registrations["cma-orchestrator-sandbox"].inputs["preview_name"] == ""
+    server = registrations["cma-orchestrator-server"]
+    assert server.inputs["settings"]["ORCH_DISPATCH_MODE"] == "poll"
+    # `up` reaches the server through the sandbox API, on the sandbox's port.
+    assert server.inputs["private_port"] == 8000
+    assert not any(d.endswith("::cma-orchestrator-webhook") for d in server.dependencies)
+    assert outputs["webhook_url"] == ""
+    [step] = outputs["next_steps"]
+    assert "cma:environmentKey" in step and "webhook" not in step.lower()
+
+
+def test_webhook_mode_leaves_the_dispatch_mode_to_the_servers_default(
+    registrations: dict[str, Registration],
+) -> None:
+    # Older stacks' server settings stay as they were: an upgrade restarts nothing.
+    _run({})
+    server = registrations["cma-orchestrator-server"]
+    assert "ORCH_DISPATCH_MODE" not in server.inputs["settings"]
+    assert "private_port" not in server.inputs
+    assert registrations["cma-orchestrator-sandbox"].inputs["preview_name"] == "public"
 
 
 def test_next_steps_is_empty_with_all_secrets_set(registrations: dict[str, Registration]) -> None:

@@ -47,6 +47,20 @@ def test_webhook_mode_error_lists_the_allowed_modes() -> None:
     assert "'email'" in problem
 
 
+def test_dispatch_mode_error_lists_the_allowed_modes() -> None:
+    [problem] = problems_for({"cma:dispatchMode": "pull"})
+    assert problem.startswith("cma:dispatchMode: must be one of 'webhook' or 'poll'")
+
+
+def test_poll_mode_needs_no_signing_secret() -> None:
+    config = load_stack_config({"cma:dispatchMode": "poll"}, ENV)
+    assert config.secrets_missing == ["cma:environmentKey"]
+    assert load_stack_config({}, ENV).secrets_missing == [
+        "cma:environmentKey",
+        "cma:webhookSigningSecret",
+    ]
+
+
 def test_base_url_must_be_http() -> None:
     [problem] = problems_for({"blaxel:baseUrl": "api.blaxel.ai"})
     assert problem.startswith("blaxel:baseUrl: must be an http(s) URL")

@@ -181,6 +181,24 @@ def test_ready_is_expected_only_with_both_secrets() -> None:
     assert expects_ready(both)
 
 
+def test_poll_mode_expects_ready_with_the_environment_key_alone() -> None:
+    settings: dict[str, Any] = dict(SERVER["settings"])  # type: ignore[arg-type]
+    poll = {**SERVER, "settings": {**settings, "ORCH_DISPATCH_MODE": "poll"}}
+    assert expects_ready(poll)  # SERVER holds the environment key, no signing secret
+    assert not expects_ready({**poll, "secrets": {}})
+
+
+def test_a_public_preview_shows_as_drift_only_where_none_is_declared() -> None:
+    props = sandbox.SandboxProps(sandbox_name="orch", image="img", preview_name="")
+    public = {"metadata": {"name": "leak"}, "spec": {"port": 8000, "public": True}}
+    private = {"metadata": {"name": "p"}, "spec": {"port": 8000, "public": False}}
+    assert sandbox.live_preview_name(props, [private]) == ""
+    # Poll mode declares none: a public one made behind our back is drift `up` takes down.
+    assert sandbox.live_preview_name(props, [private, public]) == "leak"
+    declared = props.model_copy(update={"preview_name": "public"})
+    assert sandbox.live_preview_name(declared, [public]) == ""  # ours is gone
+
+
 def _orchestrator_args(**worker: object) -> OrchestratorArgs:
     return OrchestratorArgs(
         anthropic_base_url="http://an",

@@ -219,6 +219,24 @@ def test_sandbox_update_keeps_its_preview_url(
     assert created.outs["url"].startswith("http://127.0.0.1")
 
 
+def test_sandbox_drops_its_public_preview_and_gets_it_back_at_the_same_url_in_place(
+    emulator: EmulatorServer, blaxel_props: dict[str, Any], orchestrator_image_ref: str
+) -> None:
+    props = sandbox_props(blaxel_props, orchestrator_image_ref)
+    created = configured(SandboxProvider).create(props)
+    record = emulator.emulator.blaxel.get_sandbox(created.id)
+    polling = configured(SandboxProvider).update(
+        created.id, created.outs, {**props, "preview_name": ""}
+    )
+    assert polling.outs["url"] == ""
+    assert emulator.emulator.blaxel.get_sandbox(created.id) is record  # updated, not replaced
+    assert record.previews == {}
+    read = configured(SandboxProvider).read(created.id, polling.outs)
+    assert read.outs["preview_name"] == "" and read.outs["url"] == ""
+    back = configured(SandboxProvider).update(created.id, polling.outs, props)
+    assert back.outs["url"] == created.outs["url"]
+
+
 def test_sandbox_from_an_unknown_image_fails_naming_the_image(
     blaxel_props: dict[str, Any], emulator: EmulatorServer
 ) -> None:
@@ -337,6 +355,51 @@ def test_server_restarts_in_place_when_secrets_arrive(
 
     configured(ServerProvider).delete(started.id, restarted.outs)
     assert configured(ServerProvider).read(started.id, restarted.outs).id == ""
+
+
+def test_a_poll_mode_server_is_awaited_through_the_sandbox_api_with_no_preview(
+    emulator: EmulatorServer,
+    anthropic_props: dict[str, Any],
+    blaxel_props: dict[str, Any],
+    orchestrator_image_ref: str,
+) -> None:
+    c = emulator.config
+    env = configured(EnvironmentProvider).create(
+        {**anthropic_props, "name": unique("env"), "metadata": {}}
+    )
+    sandbox = configured(SandboxProvider).create(
+        {**sandbox_props(blaxel_props, orchestrator_image_ref), "preview_name": ""}
+    )
+    assert sandbox.outs["url"] == ""
+    args = OrchestratorArgs(
+        anthropic_base_url=c.anthropic_base_url,
+        blaxel_base_url=c.blaxel_base_url,
+        blaxel_workspace=c.blaxel_workspace,
+        blaxel_api_key="",
+        sandbox_name=sandbox.id,
+        owner=Owner("cma-blaxel", "test"),
+        image="",
+        image_digest="",
+        environment_id="",
+        worker_image="",
+        environment_key="",
+        dispatch_mode="poll",
+    )
+    key = httpx.post(f"{c.console_url}/environments/{env.id}/keys").json()["key"]
+    props = {
+        **blaxel_props,
+        "sandbox_name": sandbox.id,
+        "url": "",
+        "settings": server_settings(args, env.id, "local/sandbox/worker:1"),
+        "secrets": server_secrets(key, "", c.blaxel_api_key),
+        "private_port": 8000,
+    }
+    started = configured(ServerProvider).create(props)  # waits for /ready (no signing secret)
+    assert started.outs["ready"] is True
+    creds = configured(ServerProvider).blaxel()
+    status, body = bl.fetch_port(creds, sandbox.id, 8000, "/ready")
+    assert status == 200 and "ready" in body
+    configured(ServerProvider).delete(started.id, started.outs)
 
 
 def test_environment_create_takes_over_the_one_named_by_adopt_id(

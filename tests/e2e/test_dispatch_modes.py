@@ -1,0 +1,101 @@
+"""Issue 18 end to end: poll mode (no public endpoint), and an orchestrator that heals itself.
+
+Each test drives the real engine against its own emulator; a session is served by the
+example client (`examples/run_session.py`), as a user would run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from scripts.engine import REPO_ROOT
+from tests.e2e.conftest import EndToEnd
+from tests.e2e.test_stack_semantics import by_type
+
+
+def run_session(e2e: EndToEnd) -> str:
+    """One session through the stack's agent and environment; its transcript."""
+    info = e2e.emulator_info
+    env = {
+        **os.environ,
+        "ANTHROPIC_API_KEY": info["anthropic_api_key"],
+        "BL_API_KEY": info["blaxel_api_key"],
+        "BL_WORKSPACE": info["blaxel_workspace"],
+    }
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / "run_session.py"), "--timeout", "90"],
+        input=json.dumps(e2e.project.outputs()),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert "EXAMPLE: PASS" in done.stdout, done.stdout + done.stderr
+    return done.stdout
+
+
+def orchestrator_sandbox(e2e: EndToEnd, outputs: dict[str, Any]) -> Any:
+    return e2e.server.emulator.blaxel.get_sandbox(outputs["orchestrator_sandbox"])
+
+
+def test_poll_mode_serves_sessions_with_no_public_endpoint_and_switches_modes_in_place(
+    e2e: EndToEnd,
+) -> None:
+    webhook_mode = e2e.up_fully_wired()
+    sandbox = orchestrator_sandbox(e2e, webhook_mode)
+    created_at = sandbox.created_at
+    assert list(sandbox.previews) == ["public"]
+
+    e2e.project.set_config("cma:dispatchMode", "poll")
+    e2e.project.up()
+    poll_mode = e2e.project.outputs()
+    sandbox = orchestrator_sandbox(e2e, poll_mode)
+    # The same sandbox, updated in place, with its public endpoint gone.
+    assert sandbox.created_at == created_at
+    assert sandbox.previews == {}
+    assert poll_mode["orchestrator_url"] == "" and poll_mode["webhook_url"] == ""
+    assert poll_mode["next_steps"] == []
+    assert "pulumi-python:dynamic/cma:WebhookEndpoint" not in by_type(e2e.project)
+    assert httpx.get(webhook_mode["orchestrator_url"] + "/health", timeout=10).status_code != 200
+    deliveries = len(e2e.server.emulator.anthropic.deliveries)
+    run_session(e2e)
+    # Served by polling: no delivery reached the orchestrator (there is no URL to reach).
+    assert not any(d.delivered for d in e2e.server.emulator.anthropic.deliveries[deliveries:])
+    assert set(e2e.project.preview_changes()) == {"same"}
+
+    e2e.project.set_config("cma:dispatchMode", "webhook")
+    e2e.project.up()
+    back = e2e.project.outputs()
+    assert orchestrator_sandbox(e2e, back).created_at == created_at
+    # The endpoint comes back under the same name, so the Console registration still holds.
+    assert back["orchestrator_url"] == webhook_mode["orchestrator_url"]
+    assert back["webhook_url"] == webhook_mode["webhook_url"]
+    assert httpx.get(back["orchestrator_url"] + "/ready", timeout=10).status_code == 200
+    run_session(e2e)
+
+
+def test_a_crashed_orchestrator_process_comes_back_by_itself_and_serves_the_next_session(
+    e2e: EndToEnd,
+) -> None:
+    outputs = e2e.up_fully_wired()
+    sandbox = outputs["orchestrator_sandbox"]
+    process = f"orchestrator-r{outputs['orchestrator_revision']}"
+    controls = f"{e2e.server.config.public_base_url}/_emulator/blaxel/sandboxes/{sandbox}"
+    crashed = httpx.post(f"{controls}/processes/{process}/crash", timeout=10)
+    assert crashed.status_code == 200, crashed.text
+    deadline = time.monotonic() + 60
+    while True:  # the platform reruns it (restartOnFailure); nobody runs `up`
+        record = e2e.server.emulator.blaxel.get_sandbox(sandbox).processes.get(process)
+        if record.restart_count >= 1 and record.status == "running":
+            break
+        assert time.monotonic() < deadline, "the orchestrator process was not restarted"
+        time.sleep(0.2)
+    run_session(e2e)
+    assert set(e2e.project.preview_changes()) == {"same"}

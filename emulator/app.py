@@ -20,6 +20,7 @@ from emulator.anthropic.exceptions import AnthropicAPIError
 from emulator.blaxel import BlaxelBackend, blaxel_routes
 from emulator.blaxel.exceptions import BlaxelError
 from emulator.blaxel.exceptions import fault_body as blaxel_fault_body
+from emulator.blaxel.sandbox_ops import LOCAL_API_PREFIX
 from emulator.config import BLAXEL_PREFIX, CONSOLE_PREFIX, CONTROL_PREFIX, EmulatorConfig
 from emulator.faults import FaultInjector, FaultRule
 
@@ -53,6 +54,37 @@ class Emulator:
         """Both platforms back to real time."""
         self.anthropic.clock.reset()
         self.blaxel.clock_offset = 0.0
+
+
+class LocalSandboxApi:
+    """A booting sandbox's own API, reached without credentials as 127.0.0.1:8080 is inside a
+    Blaxel sandbox (emulator/blaxel/boot.py): `LOCAL_API_PREFIX/{token}/…` goes on to that
+    sandbox's routes with the workspace's key, through the fault injector like any call."""
+
+    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
+        self.app, self.emulator = app, emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        prefix = LOCAL_API_PREFIX + "/"
+        if scope["type"] != "http" or not path.startswith(prefix):
+            await self.app(scope, receive, send)
+            return
+        token, _, rest = path.removeprefix(prefix).partition("/")
+        sandbox = self.emulator.blaxel.sandbox_by_local_token(token)
+        if sandbox is None:
+            await JSONResponse({"error": "no such sandbox"}, status_code=404)(scope, receive, send)
+            return
+        config = self.emulator.config
+        inner = f"{BLAXEL_PREFIX}/sandboxes/{sandbox.name}/{rest}"
+        dropped = (b"authorization", b"x-blaxel-authorization", b"x-blaxel-workspace")
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in dropped]
+        headers += [
+            (b"x-blaxel-authorization", f"Bearer {config.blaxel_api_key}".encode()),
+            (b"x-blaxel-workspace", config.blaxel_workspace.encode()),
+        ]
+        inner_scope = {**scope, "path": inner, "raw_path": inner.encode(), "headers": headers}
+        await self.app(inner_scope, receive, send)
 
 
 class FaultMiddleware:
@@ -223,4 +255,4 @@ def create_app(emulator: Emulator) -> ASGIApp:
 
     handler = unexpected_error_handler(emulator.unexpected_errors)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: handler})
-    return FaultMiddleware(app, emulator)
+    return LocalSandboxApi(FaultMiddleware(app, emulator), emulator)

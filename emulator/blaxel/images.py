@@ -8,6 +8,7 @@ pip, ...) are skipped because sandbox processes use the emulator's own interpret
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -64,10 +65,17 @@ class Image:
 
 @dataclass
 class Layout:
-    """What an image leaves in a sandbox beyond its files: working dir and environment."""
+    """What an image leaves in a sandbox beyond its files: working dir, environment, and the
+    command the sandbox starts with (ENTRYPOINT then CMD, exec form)."""
 
     workdir: str = "/"
     env: dict[str, str] = field(default_factory=dict)
+    entrypoint: list[str] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=list)
+
+    @property
+    def start_command(self) -> list[str]:
+        return [*self.entrypoint, *self.cmd]
 
 
 def image_ref(workspace: str, name: str, tag: str) -> str:
@@ -209,7 +217,21 @@ def lay_out(image: Image, root: Path) -> Layout:
             layout.env.update(_parse_env(value))
         elif instruction in ("COPY", "ADD"):
             _copy(image.context_dir, root, layout.workdir, value)
+        elif instruction == "ENTRYPOINT":
+            layout.entrypoint, layout.cmd = exec_form(step["value"]), []  # Docker resets CMD
+        elif instruction == "CMD":
+            layout.cmd = exec_form(step["value"])
     return layout
+
+
+def exec_form(value: str) -> list[str]:
+    """An ENTRYPOINT/CMD value as argv: the JSON exec form, else the shell form (pure)."""
+    if value.lstrip().startswith("["):
+        with contextlib.suppress(ValueError):
+            words = json.loads(value)
+            if isinstance(words, list) and all(isinstance(w, str) for w in words):
+                return list(words)
+    return ["/bin/sh", "-c", value]
 
 
 def hub_layout() -> Layout:

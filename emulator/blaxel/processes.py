@@ -200,6 +200,23 @@ class ProcessTable:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._processes: list[SandboxProcess] = []
+        # The image's entrypoint (emulator/blaxel/boot.py): not listed, killed with the rest.
+        self.boot: SandboxProcess | None = None
+
+    def start_boot(self, command: str, cwd: Path, env: dict[str, str]) -> SandboxProcess:
+        """Run the sandbox's boot command (the previous boot, if any, is killed first)."""
+        if self.boot is not None:
+            self.boot.signal(signal.SIGKILL, "killed")
+        self.boot = SandboxProcess(
+            name="boot",
+            command=command,
+            cwd=cwd,
+            working_dir=str(cwd),
+            env=env,
+            timeout_s=None,
+            keep_alive=False,
+        )
+        return self.boot
 
     def start(self, request: dict[str, Any], cwd: Path, env: dict[str, str]) -> SandboxProcess:
         command = request.get("command")
@@ -249,7 +266,7 @@ class ProcessTable:
 
     def kill_all(self) -> None:
         """SIGKILL every process group and wait (briefly) for each to be reaped."""
-        processes = self.list()
+        processes = self.list() + ([self.boot] if self.boot is not None else [])
         for process in processes:
             process.signal(signal.SIGKILL, "killed")
         for process in processes:

@@ -69,6 +69,7 @@ class Sandbox:
     ready_at: float | None = None  # monotonic time at which DEPLOYING becomes DEPLOYED
     gone_at: float | None = None  # monotonic time at which DELETING becomes TERMINATED
     standby: bool = False  # in standby: the next sandbox API call wakes it, and fails once
+    local_token: str = ""  # names the sandbox in its boot process's local API URL
 
     @property
     def alive(self) -> bool:

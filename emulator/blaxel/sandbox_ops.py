@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import shlex
 import shutil
 import time
 from typing import Any
 
-from emulator.blaxel import images, specs, volumes
+from emulator.blaxel import boot, files, images, specs, volumes
 from emulator.blaxel.exceptions import BadRequest, Conflict, NotFound, Unavailable
 from emulator.blaxel.images import lay_out
 from emulator.blaxel.records import DeletedSandbox, Sandbox
 from emulator.blaxel.state import BlaxelState, free_port
 
 logger = logging.getLogger(__name__)
+# Where a booting sandbox reaches its own API without credentials (emulator/blaxel/boot.py).
+LOCAL_API_PREFIX = "/_emulator/blaxel/local"
 
 SWEEP_INTERVAL_S = 0.1
 
@@ -179,6 +182,30 @@ class SandboxOps(BlaxelState):
         sandbox.status = "DEPLOYING"
         sandbox.ready_at = self.now() + delay
         self._settle(sandbox)
+        self._boot(sandbox)
+
+    def _boot(self, sandbox: Sandbox) -> None:
+        """Run the image's entrypoint, as the sandbox boots (emulator/blaxel/boot.py)."""
+        argv = boot.boot_command(sandbox.layout)
+        if argv is None:
+            return
+        sandbox.local_token = secrets.token_urlsafe(16)
+        cwd = files.sandbox_path(sandbox.root, sandbox.layout.workdir)
+        cwd.mkdir(parents=True, exist_ok=True)
+        local_api = f"{self.config.public_base_url}{LOCAL_API_PREFIX}/{sandbox.local_token}"
+        env = volumes.process_env(
+            sandbox, {boot.LOCAL_API_VARIABLE: local_api}, self.config.sandbox_path_prefix
+        )
+        try:
+            sandbox.processes.start_boot(shlex.join(boot.host_argv(argv, sandbox.root)), cwd, env)
+        except BadRequest as exc:  # no shell on PATH: the sandbox boots with nothing started
+            logger.warning("blaxel emulator: boot of %s failed: %s", sandbox.name, exc)
+
+    def sandbox_by_local_token(self, token: str) -> Sandbox | None:
+        """The live sandbox whose boot process was given this local API URL."""
+        with self._lock:
+            found = [s for s in self.sandboxes.values() if s.local_token == token and s.alive]
+        return found[0] if found and token else None
 
     def _allocate_ports(self, sandbox: Sandbox) -> None:
         for port in specs.runtime_ports(sandbox.spec):

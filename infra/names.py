@@ -43,6 +43,16 @@ def scoped_name(project: str, stack: str, kind: str) -> str:
     return f"{head}-{tag}-{kind}"
 
 
+def suffixed_name(name: str, suffix: str) -> str:
+    """`<name>-<suffix>` as a valid sandbox (or volume) name; a hash keeps long ones unique."""
+    full = f"{name}-{suffix}"
+    if len(full) <= SANDBOX_NAME_MAX:
+        return full
+    tag = hashlib.sha256(name.encode()).hexdigest()[:6]
+    head = name[: SANDBOX_NAME_MAX - len(suffix) - len(tag) - 2].rstrip("-")
+    return f"{head}-{tag}-{suffix}"
+
+
 @dataclass(frozen=True)
 class Owner:
     """The project and stack a platform object belongs to."""

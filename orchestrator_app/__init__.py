@@ -5,7 +5,8 @@ Modules: `settings` (environment, prefix ORCH_), `webhooks` (verify, record, 200
 drain for webhooks that never arrived), `workers` (worker sandbox names and specs, pure),
 `sandboxes` (their lifecycle through the Blaxel SDK, retries), `health` (`/health`, `/ready`),
 `logging` (one JSON object a line, secrets redacted), `app` (routes, lifespan, error mapping),
-`image` (the orchestrator image, for the Pulumi provider).
+`image` (the orchestrator image, for the Pulumi provider), `boot` (the image's entrypoint: it
+starts the server again after Blaxel rebuilds the sandbox).
 
 Exceptions (all in `orchestrator_app.errors`):
 

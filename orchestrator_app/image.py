@@ -2,7 +2,8 @@
 
 A Python base image, the orchestrator's runtime dependencies pip-installed at the versions
 requirements.txt pins (read at build time, never repeated here), and this package at
-/app/orchestrator_app; the server provider starts `python -m orchestrator_app` in /app.
+/app/orchestrator_app; the server provider starts `python -m orchestrator_app` in /app, and the
+entrypoint (`orchestrator_app.boot`) starts it again whenever Blaxel rebuilds the sandbox.
 Pure: it reads files, never the network.
 """
 
@@ -62,4 +63,6 @@ def orchestrator_image(
             str(PACKAGE_DIR), f"{APP_DIR}/orchestrator_app", context_name="orchestrator_app"
         )
         .env(DO_NOT_TRACK="1", PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        # Starts the sandbox API and, after a rebuild, the server again (boot.py).
+        .entrypoint("python", "-m", "orchestrator_app.boot")
     )

@@ -418,3 +418,52 @@ def delete_volume_by_name(creds: BlaxelCredentials, name: str) -> None:
         )
     except NotFound:
         return
+
+
+def get_volume_by_name(creds: BlaxelCredentials, name: str) -> dict[str, Any]:
+    """A volume as the API returns it; NotFound when there is none of that name."""
+    from blaxel.core.client.api.volumes import get_volume
+
+    volume = _api(
+        creds, f"get volume {name}", lambda: get_volume.sync_detailed(name, client=control_plane)
+    )
+    return dict(volume.to_dict())
+
+
+def create_volume_from_spec(creds: BlaxelCredentials, body: dict[str, Any]) -> dict[str, Any]:
+    """Create a volume (`{"metadata": {name, labels}, "spec": {size, region}}`)."""
+    from blaxel.core.client.api.volumes import create_volume
+    from blaxel.core.client.models import Volume
+
+    model = _model(Volume, body)
+    volume = _api(
+        creds,
+        f"create volume {body['metadata']['name']}",
+        lambda: create_volume.sync_detailed(client=control_plane, body=model),
+    )
+    return dict(volume.to_dict())
+
+
+def write_file(creds: BlaxelCredentials, sandbox_name: str, path: str, content: str) -> None:
+    """Write a file in a sandbox through its filesystem API (parents created)."""
+
+    def once() -> None:
+        sandbox = _instance(creds, sandbox_name)
+        with _mapped(f"write {path} in {sandbox_name}"):
+            sandbox.fs.write(path, content)
+
+    with_retries(once)
+
+
+def remove_file(creds: BlaxelCredentials, sandbox_name: str, path: str) -> None:
+    """Remove a file in a sandbox; already gone (or the sandbox gone) is success."""
+
+    def once() -> None:
+        sandbox = _instance(creds, sandbox_name)
+        with _mapped(f"remove {path} in {sandbox_name}"):
+            sandbox.fs.rm(path)
+
+    try:
+        with_retries(once)
+    except NotFound:
+        return

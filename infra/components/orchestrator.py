@@ -19,12 +19,13 @@ from typing import Any, Literal, cast
 import pulumi
 
 from infra.config import NAME_KEYS
-from infra.names import Owner
+from infra.names import Owner, suffixed_name
 from infra.providers.sandbox import OrchestratorSandbox
 from infra.providers.server import OrchestratorServer
 from infra.providers.token import GeneratedToken
 from infra.providers.webhook import WebhookEndpoint, webhook_url
 from infra.providers.workers import WorkerCleanup
+from orchestrator_app.boot import SERVER_REQUEST_PATH, STATE_MOUNT_PATH
 
 
 @dataclass
@@ -184,6 +185,11 @@ class Orchestrator(pulumi.ComponentResource):
                 "labels": {"managed-by": "cma-blaxel"},
                 "owner": {"project": args.owner.project, "stack": args.owner.stack},
                 "name_key": NAME_KEYS["orchestrator_sandbox"],
+                # What brings the server back by itself after Blaxel rebuilds the sandbox.
+                "state_volume": pulumi.Output.from_input(args.sandbox_name).apply(
+                    lambda n: suffixed_name(str(n), "state")
+                ),
+                "state_mount_path": STATE_MOUNT_PATH,
                 "adopt": args.import_sandbox,
                 **_timeout_input("deploy_timeout_s", opts, "create"),
             },
@@ -240,6 +246,7 @@ class Orchestrator(pulumi.ComponentResource):
                 "secrets": secrets,
                 "image_digest": args.image_digest,
                 **({} if webhooks else {"private_port": args.port}),
+                "state_file": SERVER_REQUEST_PATH,
                 **_timeout_input("health_timeout_s", opts, "update"),
             },
             pulumi.ResourceOptions(

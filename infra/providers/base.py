@@ -151,6 +151,17 @@ def with_defaults(model: type[pydantic.BaseModel], news: dict[str, Any]) -> dict
         return news
 
 
+def with_field_defaults(model: type[pydantic.BaseModel], olds: Mapping[str, Any]) -> dict[str, Any]:
+    """Old state with the defaults of fields it predates: a field added since behaves as its
+    default did, so state written before it exists shows no change (pure)."""
+    defaults = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in model.model_fields.items()
+        if not field.is_required() and name not in olds
+    }
+    return {**defaults, **olds}
+
+
 def check_with(model: type[pydantic.BaseModel], news: dict[str, Any]) -> CheckResult:
     """Validate new inputs with a pydantic model; each failure names its property.
 
@@ -242,7 +253,8 @@ class CmaProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
         wanted = with_defaults(self.props_model, news)
-        return field_diff(olds, wanted, self.diffed_fields(), self.replace_fields)
+        had = with_field_defaults(self.props_model, olds)
+        return field_diff(had, wanted, self.diffed_fields(), self.replace_fields)
 
 
 def with_secret_outputs(

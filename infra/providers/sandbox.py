@@ -3,6 +3,11 @@
 The sandbox is updated in place on every change except its name: a new sandbox would mean a
 new preview URL and silently orphan the webhook registered on the old one. It has no max-age
 TTL for the same reason. Deleting it takes the public preview down first.
+
+Its state volume (when named) holds what the orchestrator needs to come back by itself after
+Blaxel rebuilds the sandbox (orchestrator_app/boot.py): volumes survive the sandbox (SDK
+`client/api/volumes/create_volume.py`, "Volumes survive sandbox deletion and can be
+reattached"). It is created before the sandbox and deleted after it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ class SandboxProps(OwnedProps):
     preview_name: str = "public"  # "": no public preview (poll mode)
     labels: dict[str, str] = {}
     adopt: bool = False  # take over a sandbox of this name that is not marked as ours
+    state_volume: str = ""  # "": none (older stacks, until their next `up`)
+    state_mount_path: str = "/app/state"
+    state_volume_mb: int = 512
     deploy_timeout_s: float = 300.0  # from customTimeouts
 
 
@@ -70,7 +78,20 @@ def sandbox_spec(p: SandboxProps) -> dict[str, Any]:
     }
     if p.region:
         spec["region"] = p.region
+    if p.state_volume:
+        spec["volumes"] = [
+            {"name": p.state_volume, "mountPath": p.state_mount_path, "readOnly": False}
+        ]
     return spec
+
+
+def volume_payload(p: SandboxProps) -> dict[str, Any]:
+    """The state volume's create body: in the sandbox's region, marked with its owner (pure)."""
+    spec: dict[str, Any] = {"size": p.state_volume_mb}
+    if p.region:
+        spec["region"] = p.region
+    labels = {**p.labels, **(p.owner.mark() if p.owner else {})}
+    return {"metadata": {"name": p.state_volume, "labels": labels}, "spec": spec}
 
 
 def sandbox_payload(p: SandboxProps) -> dict[str, Any]:
@@ -166,8 +187,17 @@ def live_props(
             "preview_name": live_preview_name(p, previews),
             "labels": labels,
             "owner": found,
+            "state_volume": live_state_volume(p, spec),
         }
     )
+
+
+def live_state_volume(p: SandboxProps, spec: dict[str, Any]) -> str:
+    """The volume mounted where the state volume belongs, as found ("" when none) (pure)."""
+    for attachment in spec.get("volumes") or []:
+        if attachment.get("mountPath") == p.state_mount_path:
+            return str(attachment.get("name") or "")
+    return ""
 
 
 def live_preview_name(p: SandboxProps, previews: list[dict[str, Any]]) -> str:
@@ -179,6 +209,21 @@ def live_preview_name(p: SandboxProps, previews: list[dict[str, Any]]) -> str:
         return p.preview_name if preview and preview_matches(preview, p) else ""
     public = [x for x in previews if (x.get("spec") or {}).get("public")]
     return str((public[0].get("metadata") or {}).get("name") or "") if public else ""
+
+
+def _ensure_volume(creds: BlaxelCredentials, p: SandboxProps) -> None:
+    """Create the state volume unless it exists; one of another owner is refused."""
+    from infra.clients import blaxel as bl
+    from infra.clients.errors import NotFound
+
+    try:
+        live = bl.get_volume_by_name(creds, p.state_volume)
+    except NotFound:
+        bl.create_volume_from_spec(creds, volume_payload(p))
+        return
+    found = owner_of((live.get("metadata") or {}).get("labels"))
+    if p.owner and not p.adopt and found != p.owner:
+        raise refuse_foreign("volume", p.state_volume, found, p.owner, "")
 
 
 def _ensure_preview(creds: BlaxelCredentials, p: SandboxProps) -> str:
@@ -222,6 +267,8 @@ class SandboxProvider(CmaProvider):
 
         creds = self.blaxel()
         payload = sandbox_payload(p)
+        if p.state_volume:
+            _ensure_volume(creds, p)
         try:
             live = bl.get_sandbox_by_name(creds, p.sandbox_name)
         except NotFound:
@@ -293,7 +340,9 @@ class SandboxProvider(CmaProvider):
             name = (preview.get("metadata") or {}).get("name")
             if name:
                 bl.delete_preview(creds, id_, name)
-        bl.delete_sandbox_by_name(creds, id_)
+        bl.delete_sandbox_by_name(creds, id_)  # waits until it is gone: the volume is free
+        if props.get("state_volume"):
+            bl.delete_volume_by_name(creds, str(props["state_volume"]))
 
 
 class OrchestratorSandbox(CmaResource, module="cma", name="OrchestratorSandbox"):

@@ -8,6 +8,7 @@ public preview URL in webhook mode, through the sandbox API in poll mode (no pre
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
@@ -38,6 +39,9 @@ class ServerProps(Props):
     health_timeout_s: float = 120.0  # from customTimeouts
     # With no public URL: the port `up` reaches /health and /ready on, through the sandbox API.
     private_port: int | None = None
+    # Where the start request is saved on the sandbox's state volume, for the image's
+    # entrypoint to start the server again after Blaxel rebuilds the sandbox ("": not saved).
+    state_file: str = ""
 
 
 def process_name(revision: int) -> str:
@@ -100,7 +104,10 @@ class ServerProvider(CmaProvider):
         creds = self.blaxel()
         bl.wait_sandbox_deployed(creds, p.sandbox_name, timeout_s=p.health_timeout_s)
         name = process_name(revision)
-        bl.start_process(creds, p.sandbox_name, process_payload(p, revision))
+        payload = process_payload(p, revision)
+        if p.state_file:
+            bl.write_file(creds, p.sandbox_name, p.state_file, json.dumps(payload))
+        bl.start_process(creds, p.sandbox_name, payload)
 
         def still_running() -> None:
             state = bl.get_process(creds, p.sandbox_name, name)
@@ -160,6 +167,10 @@ class ServerProvider(CmaProvider):
         )
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        from infra.clients import blaxel as bl
+
+        if props.get("state_file"):  # first: a rebuilt sandbox must not bring it back
+            bl.remove_file(self.blaxel(), id_, str(props["state_file"]))
         _stop(self.blaxel(), id_, str(props.get("process") or ""))
 
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, TypeVar
@@ -400,6 +401,64 @@ def test_a_poll_mode_server_is_awaited_through_the_sandbox_api_with_no_preview(
     status, body = bl.fetch_port(creds, sandbox.id, 8000, "/ready")
     assert status == 200 and "ready" in body
     configured(ServerProvider).delete(started.id, started.outs)
+
+
+def test_a_rebuilt_orchestrator_sandbox_starts_its_server_again_and_a_deleted_one_stays_gone(
+    emulator: EmulatorServer, blaxel_props: dict[str, Any], orchestrator_image_ref: str
+) -> None:
+    c = emulator.config
+    name = unique("orch")
+    sandbox = configured(SandboxProvider).create(
+        {
+            **sandbox_props(blaxel_props, orchestrator_image_ref),
+            "sandbox_name": name,
+            "state_volume": f"{name}-state",
+        }
+    )
+    args = OrchestratorArgs(
+        anthropic_base_url=c.anthropic_base_url,
+        blaxel_base_url=c.blaxel_base_url,
+        blaxel_workspace=c.blaxel_workspace,
+        blaxel_api_key="",
+        sandbox_name=name,
+        owner=Owner("cma-blaxel", "test"),
+        image="",
+        image_digest="",
+        environment_id="",
+        worker_image="",
+        environment_key="",
+    )
+    props = {
+        **blaxel_props,
+        "sandbox_name": name,
+        "url": sandbox.outs["url"],
+        "settings": server_settings(args, "env_x", "local/sandbox/worker:1"),
+        "secrets": server_secrets("", "", c.blaxel_api_key),
+        "state_file": "/app/state/server-process.json",
+    }
+    started = configured(ServerProvider).create(props)
+    record = emulator.emulator.blaxel.get_sandbox(name)
+
+    def serving() -> bool:
+        try:
+            return httpx.get(sandbox.outs["url"] + "/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    httpx.post(f"{c.public_base_url}/_emulator/blaxel/sandboxes/{name}/recreate").raise_for_status()
+    deadline = time.monotonic() + 60
+    while not serving():  # nobody calls the provider: the image's entrypoint restarts it
+        assert time.monotonic() < deadline, record.processes.boot and record.processes.boot.output()
+        time.sleep(0.2)
+    assert configured(ServerProvider).read(started.id, started.outs).id == name
+
+    configured(ServerProvider).delete(started.id, started.outs)
+    httpx.post(f"{c.public_base_url}/_emulator/blaxel/sandboxes/{name}/recreate").raise_for_status()
+    boot = record.processes.boot
+    assert boot is not None and boot.wait(30)  # the entrypoint found nothing to start
+    assert not serving()
+    configured(SandboxProvider).delete(sandbox.id, sandbox.outs)
+    assert f"{name}-state" not in emulator.emulator.blaxel.volumes
 
 
 def test_environment_create_takes_over_the_one_named_by_adopt_id(

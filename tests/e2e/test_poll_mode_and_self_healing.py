@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -81,21 +82,40 @@ def test_poll_mode_serves_sessions_with_no_public_endpoint_and_switches_modes_in
     run_session(e2e)
 
 
-def test_a_crashed_orchestrator_process_comes_back_by_itself_and_serves_the_next_session(
+def test_the_orchestrator_comes_back_by_itself_after_a_crash_and_after_a_rebuild(
     e2e: EndToEnd,
 ) -> None:
     outputs = e2e.up_fully_wired()
     sandbox = outputs["orchestrator_sandbox"]
     process = f"orchestrator-r{outputs['orchestrator_revision']}"
     controls = f"{e2e.server.config.public_base_url}/_emulator/blaxel/sandboxes/{sandbox}"
+
+    # A crash (SIGKILL, as an OOM kill): the platform reruns it (restartOnFailure).
     crashed = httpx.post(f"{controls}/processes/{process}/crash", timeout=10)
     assert crashed.status_code == 200, crashed.text
-    deadline = time.monotonic() + 60
-    while True:  # the platform reruns it (restartOnFailure); nobody runs `up`
-        record = e2e.server.emulator.blaxel.get_sandbox(sandbox).processes.get(process)
-        if record.restart_count >= 1 and record.status == "running":
-            break
-        assert time.monotonic() < deadline, "the orchestrator process was not restarted"
-        time.sleep(0.2)
+    record = e2e.server.emulator.blaxel.get_sandbox(sandbox).processes.get(process)
+    wait_until(lambda: record.restart_count >= 1 and record.status == "running")
     run_session(e2e)
+
+    # A rebuild (processes and files gone): the image's entrypoint starts the server again.
+    assert httpx.post(f"{controls}/recreate", timeout=10).status_code == 200
+    wait_until(lambda: ready(outputs["orchestrator_url"]))
+    run_session(e2e)
+
+    # Refresh finds the server running as `up` left it: nothing to change, nobody ran `up`.
+    e2e.project.run("refresh", "--yes", "--skip-preview")
     assert set(e2e.project.preview_changes()) == {"same"}
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/ready", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until(condition: Callable[[], bool], limit_s: float = 60) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, "not healed in time"
+        time.sleep(0.2)

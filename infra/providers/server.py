@@ -57,7 +57,9 @@ def process_env(p: ServerProps) -> dict[str, str]:
 
 
 def process_payload(p: ServerProps, revision: int) -> dict[str, Any]:
-    """The process request: detached, kept alive, no time limit, restarted on failure (pure)."""
+    """The process request: detached, kept alive, no time limit, restarted on every failure
+    (`maxRestarts` negative: no limit, SDK `sandbox/client/models/process_request.py:26`), so
+    a crash months later still comes back (pure)."""
     return {
         "name": process_name(revision),
         "command": p.command,
@@ -67,7 +69,7 @@ def process_payload(p: ServerProps, revision: int) -> dict[str, Any]:
         "keepAlive": True,
         "timeout": 0,  # 0: no limit (keepAlive alone would stop it after 600 s)
         "restartOnFailure": True,
-        "maxRestarts": 5,
+        "maxRestarts": -1,
     }
 
 
@@ -111,10 +113,12 @@ class ServerProvider(CmaProvider):
 
         def still_running() -> None:
             state = bl.get_process(creds, p.sandbox_name, name)
-            if state.get("status") not in ("running", "starting"):
+            # A server that fails while starting is rerun without end: its first failure
+            # fails the `up`, with what it printed.
+            if state.get("status") not in ("running", "starting") or state.get("restartCount"):
                 raise Transient(
-                    f"orchestrator process {name} stopped ({state.get('status')}, "
-                    f"exit code {state.get('exit_code')}): {str(state.get('stderr'))[-800:]}"
+                    f"orchestrator process {name} failed while starting ({state.get('status')}, "
+                    f"exit code {state.get('exitCode')}): {str(state.get('stderr'))[-800:]}"
                 )
 
         for path in ("/health", "/ready") if expects_ready(p) else ("/health",):

@@ -166,6 +166,8 @@ def test_process_payload_runs_the_orchestrator_detached_without_time_limit() -> 
     assert body["name"] == process_name(3) == "orchestrator-r3"
     assert body["waitForCompletion"] is False and body["keepAlive"] is True
     assert body["timeout"] == 0
+    # Every crash is rerun by the platform, however many came before.
+    assert body["restartOnFailure"] is True and body["maxRestarts"] < 0
 
 
 def test_process_env_leaves_out_secrets_that_are_not_set() -> None:

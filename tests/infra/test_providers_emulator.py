@@ -17,7 +17,7 @@ from emulator.config import fast_timing
 from emulator.server import EmulatorServer
 from infra.clients import anthropic as api
 from infra.clients import blaxel as bl
-from infra.clients.errors import Invalid
+from infra.clients.errors import Invalid, Transient
 from infra.components.orchestrator import OrchestratorArgs, server_secrets, server_settings
 from infra.images import image_digest, load_image
 from infra.names import NotOurs, Owner
@@ -459,6 +459,26 @@ def test_a_rebuilt_orchestrator_sandbox_starts_its_server_again_and_a_deleted_on
     assert not serving()
     configured(SandboxProvider).delete(sandbox.id, sandbox.outs)
     assert f"{name}-state" not in emulator.emulator.blaxel.volumes
+
+
+def test_a_server_that_fails_while_starting_fails_the_up_with_what_it_printed(
+    emulator: EmulatorServer, blaxel_props: dict[str, Any], orchestrator_image_ref: str
+) -> None:
+    sandbox = configured(SandboxProvider).create(
+        sandbox_props(blaxel_props, orchestrator_image_ref)
+    )
+    props = {
+        **blaxel_props,
+        "sandbox_name": sandbox.id,
+        "url": sandbox.outs["url"],
+        "settings": {},
+        "command": "echo boom-at-start >&2; exit 3",
+        "health_timeout_s": 60,
+    }
+    # Restarted without end by the platform; the first failure is what `up` reports.
+    with pytest.raises(Transient, match=r"(?s)failed while starting.*boom-at-start"):
+        configured(ServerProvider).create(props)
+    configured(SandboxProvider).delete(sandbox.id, sandbox.outs)
 
 
 def test_environment_create_takes_over_the_one_named_by_adopt_id(

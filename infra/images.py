@@ -1,10 +1,11 @@
-"""Image definitions as code: resolving an ImageInstance factory and its content digest.
+"""Image definitions as code: resolving an image factory and its content digest.
 
 A factory is referenced as "module:function" (e.g. "worker.image:worker_image") so that it
-can travel through the state as a string and be called again by the image provider. The
-digest covers the generated Dockerfile and the bytes of every file the image copies in, so
-an unchanged build context gives the same digest on any machine (the SDK's own `hash`
-uses mtimes, which a fresh checkout changes).
+can travel through the state as a string and be called again by the image provider. It
+returns an `ImageRecipe` (this package's images: no SDK import at preview) or the SDK's own
+`ImageInstance` (a user's factory). The digest covers the generated Dockerfile and the bytes of
+every file the image copies in, so an unchanged build context gives the same digest on any
+machine (the SDK's own `hash` uses mtimes, which a fresh checkout changes).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("DO_NOT_TRACK", "1")  # before the first blaxel import: no telemetry
+from infra.image_recipe import ImageRecipe
 
-from blaxel.core.image import ImageInstance
+os.environ.setdefault("DO_NOT_TRACK", "1")  # before the first blaxel import: no telemetry
+# What a factory returns: a recipe, or the SDK's ImageInstance (typed loosely: no SDK import).
+Image = Any
 
 # Where the packages live (a checkout's root, or site-packages): build contexts are relative
 # to it, so the state does not depend on where the project sits.
@@ -41,10 +44,10 @@ def context_path(context_dir: str) -> Path:
     return path if path.is_absolute() else PACKAGE_ROOT / path
 
 
-def default_image(context_dir: str) -> ImageInstance:
+def default_image(context_dir: str) -> ImageRecipe:
     """A Python image holding `context_dir` at /app (used until a package defines its own)."""
     context = context_path(context_dir)
-    image = ImageInstance.from_registry("python:3.11-slim").workdir("/app")
+    image = ImageRecipe.from_registry("python:3.11-slim").workdir("/app")
     requirements = context / "requirements.txt"
     if requirements.exists():
         image = image.add_local_file(str(requirements), "/app/requirements.txt").run_commands(
@@ -72,7 +75,20 @@ def resolve_factory(ref: str) -> Callable[..., Any]:
     return factory
 
 
-def load_image(ref: str, context_dir: str) -> ImageInstance:
+def is_image(value: object) -> bool:
+    """A recipe, or the SDK's ImageInstance (only a factory that imported the SDK has one)."""
+    sdk = sys.modules.get("blaxel.core.image")
+    return isinstance(value, ImageRecipe) or (
+        sdk is not None and isinstance(value, sdk.ImageInstance)
+    )
+
+
+def as_instance(image: Image) -> Any:
+    """The SDK's ImageInstance of an image, for a push (imports the SDK for a recipe)."""
+    return image.to_instance() if isinstance(image, ImageRecipe) else image
+
+
+def load_image(ref: str, context_dir: str) -> Image:
     """Call the factory; the context directory is passed only to one that requires it."""
     factory = resolve_factory(ref)
     required = [
@@ -82,7 +98,7 @@ def load_image(ref: str, context_dir: str) -> ImageInstance:
         and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     image = factory(context_dir) if required else factory()
-    if not isinstance(image, ImageInstance):
+    if not is_image(image):
         raise ImageFactoryError(
             f"image factory {ref!r} returned {type(image).__name__}, not ImageInstance"
         )
@@ -103,11 +119,12 @@ def _files(path: Path) -> Iterator[Path]:
             yield child
 
 
-def image_digest(image: ImageInstance) -> str:
+def image_digest(image: Image) -> str:
     """sha256 of the Dockerfile and of every copied file's path and bytes."""
     digest = hashlib.sha256(image.dockerfile.encode())
     # The SDK keeps the copied files on its build context; there is no public accessor.
-    for local in image._context.local_files:
+    locals_ = image.local_files if isinstance(image, ImageRecipe) else image._context.local_files
+    for local in locals_:
         source = Path(local.source_path)
         for file in _files(source):
             rel = file.relative_to(source).as_posix() if source.is_dir() else ""

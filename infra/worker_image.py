@@ -25,7 +25,6 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import pydantic
-from blaxel.core.image import ImageInstance
 from pydantic import BaseModel, ConfigDict, Field
 
 from infra.custom_tools import CONFIG_KEY as CUSTOM_TOOLS_KEY
@@ -35,7 +34,7 @@ from infra.custom_tools import (
     module_path,
     worker_location,
 )
-from infra.images import REPO_ROOT, ImageFactoryError, resolve_factory
+from infra.images import REPO_ROOT, Image, ImageFactoryError, is_image, resolve_factory
 from worker.custom_tools import CUSTOM_TOOLS_ENV
 
 KEY = "cma:workerImage"
@@ -168,7 +167,7 @@ def _check_factory(ref: str) -> list[str]:
         return [f"{KEY}.factory: {exc}"]
     except Exception as exc:  # the user's code: report what it raised
         return [f"{KEY}.factory: calling {ref} raised {exc!r}"]
-    if not isinstance(image, ImageInstance):
+    if not is_image(image):
         return [f"{KEY}.factory: {ref} returned {type(image).__name__}, not an ImageInstance"]
     return []
 
@@ -196,7 +195,7 @@ def parse_worker_image(values: Mapping[str, Any], root: Path = REPO_ROOT) -> Wor
     return config
 
 
-def build_worker_image(config: WorkerImageConfig, root: Path = REPO_ROOT) -> ImageInstance:
+def build_worker_image(config: WorkerImageConfig, root: Path = REPO_ROOT) -> Image:
     """The worker image `config` declares (not for a prebuilt `image`: nothing is built)."""
     if config.image:
         raise ValueError(f"{KEY}.image: a prebuilt image is not built")

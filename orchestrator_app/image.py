@@ -1,4 +1,5 @@
-"""The orchestrator image, declared with the Blaxel SDK (`orchestrator_image()`).
+"""The orchestrator image (`orchestrator_image()`), declared with the SDK's image-builder methods
+on an `ImageRecipe` (no SDK import at preview).
 
 A Python base image, the orchestrator's runtime dependencies pip-installed at the versions
 requirements.txt pins (read at build time, never repeated here), and this package at
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from blaxel.core.image import ImageInstance
+from infra.image_recipe import ImageRecipe
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REQUIREMENTS = PACKAGE_DIR.parent / "requirements.txt"
@@ -51,12 +52,12 @@ def runtime_pins(requirements: str, names: tuple[str, ...] = RUNTIME_DEPENDENCIE
 
 def orchestrator_image(
     *, requirements_path: Path = REQUIREMENTS, base_image: str = BASE_IMAGE
-) -> ImageInstance:
+) -> ImageRecipe:
     """The orchestrator image."""
     # Quoted: `anthropic[webhooks]` is a glob pattern to the shell that runs RUN lines.
     pins = [f"'{pin}'" for pin in runtime_pins(requirements_path.read_text())]
     return (
-        ImageInstance.from_registry(base_image)
+        ImageRecipe.from_registry(base_image)
         .pip_install("--no-cache-dir", *pins)
         .workdir(APP_DIR)
         .add_local_dir(

@@ -1,4 +1,5 @@
-"""The worker image, declared with the Blaxel SDK (`worker_image()`); the Pulumi image provider builds it.
+"""The worker image (`worker_image()`), declared with the SDK's image-builder methods on an
+`ImageRecipe` (no SDK import at preview); the Pulumi image provider builds it.
 
 Debian with the tools an agent expects of a sandbox (a recent Python, Node 22 LTS, git, ripgrep,
 jq, curl, unzip, a C toolchain for native builds), the pinned
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from blaxel.core.image import ImageInstance
+from infra.image_recipe import ImageRecipe
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REQUIREMENTS = PACKAGE_DIR.parent / "requirements.txt"
@@ -65,11 +66,11 @@ def worker_image(
     requirements_path: Path = REQUIREMENTS,
     base_image: str = BASE_IMAGE,
     max_idle_seconds: float = 60.0,
-) -> ImageInstance:
+) -> ImageRecipe:
     """The worker image; `max_idle_seconds` is how long a worker stays after its session idles."""
     anthropic_pin = pinned(requirements_path.read_text(), "anthropic", extras=False)
     return (
-        ImageInstance.from_registry(base_image)
+        ImageRecipe.from_registry(base_image)
         .apt_install(*AGENT_TOOLS)
         .run_commands(NODE_SETUP)
         .pip_install("--no-cache-dir", anthropic_pin)

@@ -190,6 +190,7 @@ class Orchestrator(pulumi.ComponentResource):
                     lambda n: suffixed_name(str(n), "state")
                 ),
                 "state_mount_path": STATE_MOUNT_PATH,
+                "state_file": SERVER_REQUEST_PATH,
                 "adopt": args.import_sandbox,
                 **_timeout_input("deploy_timeout_s", opts, "create"),
             },

@@ -56,7 +56,7 @@ class ImageProvider(CmaProvider):
 
     def _push(self, p: ImageProps) -> dict[str, Any]:
         from infra.clients.blaxel_images import push_image
-        from infra.images import load_image
+        from infra.images import as_instance, load_image
 
         if p.extension:
             from pathlib import Path
@@ -68,7 +68,7 @@ class ImageProvider(CmaProvider):
             image = build_worker_image(config, Path.cwd())
         else:
             image = load_image(p.factory, p.context_dir)
-        live = push_image(self.blaxel(), p.image_name, image, p.memory_mb)
+        live = push_image(self.blaxel(), p.image_name, as_instance(image), p.memory_mb)
         return image_outputs(p, image_ref(live, p.image_name))
 
     def create(self, props: dict[str, Any]) -> CreateResult:

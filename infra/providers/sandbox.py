@@ -46,6 +46,10 @@ class SandboxProps(OwnedProps):
     labels: dict[str, str] = {}
     adopt: bool = False  # take over a sandbox of this name that is not marked as ours
     state_volume: str = ""  # "": none (older stacks, until their next `up`)
+    # The saved server start request on it: removed before an update that redeploys the
+    # sandbox, so the boot that follows starts no stale server (the server resource restarts
+    # and saves its own after every redeploy).
+    state_file: str = ""
     state_mount_path: str = "/app/state"
     state_volume_mb: int = 512
     deploy_timeout_s: float = 300.0  # from customTimeouts
@@ -261,23 +265,27 @@ class SandboxProvider(CmaProvider):
             result.failures.append(CheckFailure("sandbox_name", why))
         return result
 
-    def _upsert(self, p: SandboxProps, creating: bool) -> dict[str, Any]:
+    def _upsert(self, p: SandboxProps, creating: bool, redeploying: bool = True) -> dict[str, Any]:
         from infra.clients import blaxel as bl
         from infra.clients.errors import NotFound
 
         creds = self.blaxel()
         payload = sandbox_payload(p)
-        if p.state_volume:
-            _ensure_volume(creds, p)
         try:
             live = bl.get_sandbox_by_name(creds, p.sandbox_name)
         except NotFound:
+            if p.state_volume:
+                _ensure_volume(creds, p)
             bl.create_sandbox_from_spec(creds, payload)
         else:
             found = owner_of((live.get("metadata") or {}).get("labels"))
             if creating and p.owner and not p.adopt and found != p.owner:
                 hint = IMPORT_HINT.format(name_key=p.name_key or "the name")
                 raise refuse_foreign("sandbox", p.sandbox_name, found, p.owner, hint)
+            if p.state_volume:  # the sandbox is ours (or taken over): so is its volume
+                _ensure_volume(creds, p)
+            if redeploying and p.state_file:
+                bl.remove_file(creds, p.sandbox_name, p.state_file)
             bl.update_sandbox_spec(creds, p.sandbox_name, payload)
         live = bl.wait_sandbox_deployed(creds, p.sandbox_name, timeout_s=p.deploy_timeout_s)
         url = _ensure_preview(creds, p) if p.preview_name else ""
@@ -292,12 +300,13 @@ class SandboxProvider(CmaProvider):
         from infra.clients import blaxel as bl
 
         p: SandboxProps = self.validated(news)
-        outs = self._upsert(p, creating=False)
         try:
             old = self.validated(olds)
         except ValueError:
             old = None
-        if old and olds.get("spec_digest") and redeploys(old) == redeploys(p):
+        same = bool(old and olds.get("spec_digest") and redeploys(old) == redeploys(p))
+        outs = self._upsert(p, creating=False, redeploying=not same)
+        if same:
             # Nothing that redeploys the sandbox changed: the server keeps running as it is.
             outs["spec_digest"] = olds["spec_digest"]
         old_preview = olds.get("preview_name")

@@ -100,7 +100,7 @@ class ServerProvider(CmaProvider):
 
     def _start(self, p: ServerProps, revision: int) -> dict[str, Any]:
         from infra.clients import blaxel as bl
-        from infra.clients.errors import Transient
+        from infra.clients.errors import Invalid, Transient
         from infra.clients.orchestrator import wait_until_ok
 
         creds = self.blaxel()
@@ -109,7 +109,14 @@ class ServerProvider(CmaProvider):
         payload = process_payload(p, revision)
         if p.state_file:
             bl.write_file(creds, p.sandbox_name, p.state_file, json.dumps(payload))
-        bl.start_process(creds, p.sandbox_name, payload)
+        try:
+            bl.start_process(creds, p.sandbox_name, payload)
+        except Invalid as exc:
+            if "already exists" not in str(exc):
+                raise
+            # A boot replayed a saved request of this name meanwhile: ours replaces it.
+            _stop(creds, p.sandbox_name, name)
+            bl.start_process(creds, p.sandbox_name, payload)
 
         def still_running() -> None:
             state = bl.get_process(creds, p.sandbox_name, name)

@@ -171,12 +171,23 @@ def test_a_stack_of_the_previous_version_upgrades_without_replacing_anything(
         "port: int = 8080": "port: int = 8000",
         'url = "https://" + url': 'url = ("http://" if "127.0.0.1" in url else "https://") + url',
     }
-    for module in ("infra/components/orchestrator.py", "infra/providers/sandbox.py"):
+    # Today's images are ImageRecipes (no SDK import at preview): the old program takes each as
+    # the SDK ImageInstance it stands for (same Dockerfile and files, so the same digest).
+    fixes["image = factory(context_dir) if required else factory()"] = (
+        "image = factory(context_dir) if required else factory()\n"
+        "    image = image.to_instance() if hasattr(image, 'to_instance') else image"
+    )
+    for module in (
+        "infra/components/orchestrator.py",
+        "infra/providers/sandbox.py",
+        "infra/images.py",
+    ):
         path = old / module
         text = path.read_text()
         for broken, fixed in fixes.items():
             text = text.replace(broken, fixed)
         path.write_text(text)
+    shutil.copy(REPO_ROOT / "infra" / "image_recipe.py", old / "infra" / "image_recipe.py")
     for part in ("orchestrator_app", "worker", "requirements.txt"):
         source = REPO_ROOT / part
         if source.is_dir():

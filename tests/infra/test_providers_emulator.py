@@ -461,6 +461,61 @@ def test_a_rebuilt_orchestrator_sandbox_starts_its_server_again_and_a_deleted_on
     assert f"{name}-state" not in emulator.emulator.blaxel.volumes
 
 
+def test_an_up_that_redeploys_the_sandbox_leaves_exactly_its_own_server_running(
+    emulator: EmulatorServer, blaxel_props: dict[str, Any], orchestrator_image_ref: str
+) -> None:
+    c = emulator.config
+    name = unique("orch")
+    sandbox_in = {
+        **sandbox_props(blaxel_props, orchestrator_image_ref),
+        "sandbox_name": name,
+        "state_volume": f"{name}-state",
+        "state_file": "/app/state/server-process.json",
+    }
+    sandbox = configured(SandboxProvider).create(sandbox_in)
+    args = OrchestratorArgs(
+        anthropic_base_url=c.anthropic_base_url,
+        blaxel_base_url=c.blaxel_base_url,
+        blaxel_workspace=c.blaxel_workspace,
+        blaxel_api_key="",
+        sandbox_name=name,
+        owner=Owner("cma-blaxel", "test"),
+        image="",
+        image_digest="",
+        environment_id="",
+        worker_image="",
+        environment_key="",
+    )
+    server_in = {
+        **blaxel_props,
+        "sandbox_name": name,
+        "url": sandbox.outs["url"],
+        "settings": server_settings(args, "env_x", "local/sandbox/worker:1"),
+        "secrets": server_secrets("", "", c.blaxel_api_key),
+        "state_file": "/app/state/server-process.json",
+    }
+    started = configured(ServerProvider).create(server_in)
+    record = emulator.emulator.blaxel.get_sandbox(name)
+
+    # A change that redeploys the sandbox (memory): its boot must not bring back revision 1,
+    # which the server resource replaces right after.
+    updated = configured(SandboxProvider).update(
+        name, sandbox.outs, {**sandbox_in, "memory_mb": 2048}
+    )
+    assert updated.outs["spec_digest"] != sandbox.outs["spec_digest"]
+    boot = record.processes.boot
+    assert boot is not None and boot.wait(30)
+    running = [p.name for p in record.processes.list() if p.running]
+    assert running == []
+    restarted = configured(ServerProvider).update(
+        name, started.outs, {**server_in, "sandbox_spec_digest": updated.outs["spec_digest"]}
+    )
+    running = [p.name for p in record.processes.list() if p.running]
+    assert running == [restarted.outs["process"]] == ["orchestrator-r2"]
+    configured(ServerProvider).delete(name, restarted.outs)
+    configured(SandboxProvider).delete(name, updated.outs)
+
+
 def test_a_server_that_fails_while_starting_fails_the_up_with_what_it_printed(
     emulator: EmulatorServer, blaxel_props: dict[str, Any], orchestrator_image_ref: str
 ) -> None:

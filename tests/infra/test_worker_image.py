@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from infra.images import image_digest
+from infra.images import as_instance, image_digest
 from infra.worker_image import WorkerImageError, build_worker_image, parse_worker_image
 
 TOOL = '''
@@ -241,7 +241,7 @@ def test_the_build_context_holds_every_copied_file(project: Path) -> None:
         },
         project,
     )
-    context = build_worker_image(config, project).write_temp()
+    context = as_instance(build_worker_image(config, project)).write_temp()
     try:
         assert (context / "custom-tools-tools.py").read_text() == TOOL.format(answer="shipped")
         assert (context / "extra-file-1").read_text() == "be careful\n"

@@ -62,6 +62,7 @@ def push_worker_image(server: EmulatorServer, image: Any = None) -> str:
     from blaxel.core.client.client import client as blaxel_client
     from blaxel.core.common.settings import settings as blaxel_settings
 
+    from infra.images import as_instance
     from worker.image import worker_image
 
     config = server.config
@@ -73,7 +74,7 @@ def push_worker_image(server: EmulatorServer, image: Any = None) -> str:
     blaxel_client.with_base_url(config.blaxel_base_url)
     blaxel_client.with_auth(auth)
     blaxel_settings.auth = auth
-    image = image or worker_image(max_idle_seconds=1)
+    image = as_instance(image or worker_image(max_idle_seconds=1))
     built = image.build_sync(name=WORKER_IMAGE_NAME, timeout=60)
     runtime: Any = built.spec.runtime
     return str(runtime.image)  # e.g. <workspace>/sandbox/cma-worker:<tag>

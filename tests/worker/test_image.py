@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from blaxel.core.image import ImageInstance
 
+from infra.image_recipe import ImageRecipe
 from orchestrator_app.image import orchestrator_image, runtime_pins
 from worker.image import pinned, worker_image
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_worker_image_installs_the_anthropic_pin_of_requirements_txt() -> None:
     expected = pinned((ROOT / "requirements.txt").read_text(), "anthropic", extras=False)
     image = worker_image()
-    assert isinstance(image, ImageInstance)
+    assert isinstance(image, ImageRecipe)
     assert f"pip install --no-cache-dir {expected}" in image.dockerfile
 
 

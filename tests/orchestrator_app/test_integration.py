@@ -590,6 +590,18 @@ def test_a_poll_mode_orchestrator_is_ready_without_a_signing_secret_and_has_no_w
     assert orchestrator.post("/webhook", content=body, headers=headers).status_code == 404
 
 
+def test_in_poll_mode_an_ended_sessions_sandbox_goes_with_no_end_event(stack: Stack) -> None:
+    orchestrator = poll_mode(stack)  # the janitor every 0.5 s (the fixture's setting)
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo before the end")
+    wait_for(lambda: tool_results(stack, session_id), "the tool result")
+    stack.client.beta.sessions.archive(session_id)
+    wait_for(lambda: deleted(stack, session_id), "the janitor's deletion", timeout=20)
+    assert orchestrator.logged(
+        "janitor: the session ended; deleting its sandbox", session_id=session_id
+    )
+
+
 # ---------------------------------------------------------------- issue 13: the idle-exit race
 
 

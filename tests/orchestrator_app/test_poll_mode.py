@@ -18,6 +18,7 @@ from anthropic import APIConnectionError
 
 from orchestrator_app import dispatch
 from orchestrator_app.dispatch import Dispatcher
+from orchestrator_app.settings import Settings
 from orchestrator_app.workers import worker_process_name
 from tests.orchestrator_app.test_dispatch import MemoryQueue, item, make
 
@@ -132,3 +133,27 @@ def test_a_failing_poll_is_one_log_line_and_a_doubling_backoff_then_work_goes_on
     assert [r.retry_in_s for r in failed] == [0.01, 0.02, 0.03, 0.03]  # type: ignore[attr-defined]
     assert not any(r.exc_info for r in failed)
     assert dispatcher.metrics.totals()["failures"] == {"poll_failed": 4.0}
+
+
+def task_names() -> set[str]:
+    return {task.get_name() for task in asyncio.all_tasks()}
+
+
+@pytest.mark.parametrize(("mode", "polls"), [("poll", True), ("webhook", False)])
+def test_the_poll_loop_runs_in_the_apps_lifespan_in_poll_mode_only(
+    offline_settings: Settings, mode: str, polls: bool
+) -> None:
+    from orchestrator_app.app import create_app
+
+    settings = Settings.model_validate({**offline_settings.model_dump(), "dispatch_mode": mode})
+    app = create_app(settings)
+
+    async def scenario() -> tuple[set[str], set[str]]:
+        async with app.router.lifespan_context(app):
+            running = task_names()
+        return running, task_names()
+
+    running, after = asyncio.run(scenario())
+    assert ("work-poll" in running) is polls
+    assert "drainer" in running
+    assert "work-poll" not in after and "drainer" not in after

@@ -58,6 +58,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=scheduling.default_concurrency(),
         help="scheduling mode: the orchestrator's max_concurrent_starts (default %(default)s)",
     )
+    parser.add_argument(
+        "--dispatch-mode",
+        choices=scheduling.MODES,
+        action="append",
+        help="scheduling mode: the orchestrator's dispatch modes to burst (repeatable; "
+        "default both, side by side)",
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="webhook requests per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="webhook load duration")
     parser.add_argument("--previews", type=int, default=3, help="timed previews of each program")
@@ -84,6 +91,7 @@ def orchestrator_benchmarks(args: argparse.Namespace, tmp: Path, wanted: set[str
                 args.concurrency,
                 args.rate,
                 args.seconds,
+                tuple(args.dispatch_mode or scheduling.MODES),
             )
         if not wanted & {"dispatch", "webhooks"}:
             return rows
@@ -121,6 +129,7 @@ def main(argv: list[str]) -> int:
         "scheduling_sessions": args.scheduling_sessions,
         "create_seconds": args.create_seconds,
         "concurrency": args.concurrency,
+        "dispatch_modes": list(args.dispatch_mode or scheduling.MODES),
         "rate": args.rate,
         "seconds": args.seconds,
         "cpus": os.cpu_count(),

@@ -6,8 +6,13 @@ The emulator's sandbox creation takes a set time (its `sandbox_deploy_s` timing,
 `max_concurrent_starts` sandboxes made at a time, the last of N sessions cannot have its worker
 before N / concurrency * creation time: the model floor the percentiles are set against.
 
-While the burst dispatches, valid signed webhooks arrive at a fixed rate (open loop) and the
-orchestrator's RSS is sampled: webhook answers and memory under dispatch load.
+The same burst runs once per dispatch mode (issue 18), each on its own environment and
+orchestrator with the same sessions count and timing: `webhook` (run-started deliveries
+trigger drains) and `poll` (no endpoint; the orchestrator long-polls its queue). Latency is
+counted from the session's creation, when its work is queued and its run-started sent, so the
+two modes' rows compare directly. During the webhook burst, valid signed webhooks arrive at a
+fixed rate (open loop); in both, the orchestrator's RSS is sampled: webhook answers and memory
+under dispatch load.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from orchestrator_app.settings import Settings
 from tests.orchestrator_app.emulated import ROOT, Stack, make_stack, push_worker_image
 
 STANDIN_DIR = Path(__file__).resolve().parent / "standin_worker"
+MODES = ("webhook", "poll")
 
 
 def default_concurrency() -> int:
@@ -133,28 +139,32 @@ def load_result(
 
 
 def burst(
-    stack: Stack, n: int, timeout: float, load: tuple[str, str, float, float]
+    stack: Stack, n: int, timeout: float, load: tuple[str, str, float, float] | None
 ) -> dict[str, Any]:
-    """Create `n` sessions at once, offer the webhook load while they dispatch, wait for
-    every worker (or `timeout`); raw figures."""
+    """Create `n` sessions at once, offer the webhook load (if any) while they dispatch, wait
+    for every worker (or `timeout`); raw figures."""
     orchestrator = stack.orchestrators[-1]
     assert orchestrator.process is not None
-    url, secret, rate, seconds = load
+    latencies: list[float] = []
+    bad = 0
     with ThreadPoolExecutor(max_workers=min(n, 32)) as pool:
         creating = [pool.submit(stack.create_session) for _ in range(n)]
         # The load starts once the first session exists, so it overlaps the dispatch.
         creating[0].result()
         with RssSampler(orchestrator.process.pid) as rss:
-            loader = start_load(url, secret, rate, seconds)
+            loader = start_load(*load) if load is not None else None
             sessions = [c.result() for c in creating]
             end = time.monotonic() + timeout
             while time.monotonic() < end:
                 if all(stack.worker_starts(s) for s in sessions):
                     break
                 time.sleep(0.2)
-            latencies, bad = load_result(loader, seconds + 60, int(rate * seconds))
+            if loader is not None and load is not None:
+                _, _, rate, seconds = load
+                latencies, bad = load_result(loader, seconds + 60, int(rate * seconds))
             time.sleep(1.0)  # a duplicate start would land just after the first
     served, duplicates, unserved = tally(stack, sessions)
+    release_workers(stack, sessions)
     return {
         "latencies": served,
         "duplicates": duplicates,
@@ -165,6 +175,49 @@ def burst(
     }
 
 
+def release_workers(stack: Stack, sessions: list[str]) -> None:
+    """End the burst's stand-in workers (they would hold their sandboxes through the next
+    mode's burst otherwise)."""
+    from orchestrator_app.workers import worker_sandbox_name
+
+    blaxel = stack.server.emulator.blaxel
+    for session_id in sessions:
+        sandbox = blaxel.sandboxes.get(worker_sandbox_name(session_id))
+        if sandbox is not None:
+            sandbox.processes.kill_all()
+
+
+def burst_in_mode(
+    server: EmulatorServer,
+    image: str,
+    tmp: Path,
+    mode: str,
+    sessions: int,
+    concurrency: int,
+    timeout: float,
+    rate: float,
+    seconds: float,
+) -> dict[str, Any]:
+    """One burst on a fresh environment and orchestrator dispatching in `mode`."""
+    stack = make_stack(server, image, tmp, f"bench-scheduling-{mode}-{sessions}")
+    try:
+        if mode == "poll":
+            stack.orchestrator(
+                webhook=False,
+                ORCH_DISPATCH_MODE="poll",
+                ORCH_MAX_CONCURRENT_STARTS=str(concurrency),
+            )
+            return burst(stack, sessions, timeout, None)
+        orchestrator = stack.orchestrator(ORCH_MAX_CONCURRENT_STARTS=str(concurrency))
+        secret = orchestrator.env["ORCH_WEBHOOK_SIGNING_SECRET"]
+        return burst(
+            stack, sessions, timeout, (orchestrator.url + "/webhook", secret, rate, seconds)
+        )
+    finally:
+        stack.close()
+        stack.client.close()
+
+
 def run(
     server: EmulatorServer,
     tmp: Path,
@@ -173,44 +226,74 @@ def run(
     concurrency: int,
     rate: float,
     seconds: float,
+    modes: tuple[str, ...] = MODES,
 ) -> list[Row]:
     floor = model_floor(sessions, concurrency, creation_s)
     timeout = 60 + 3 * floor
     image = push_standin_image(server, hold_s=timeout + 30)
     before = set_timing(server, sandbox_deploy_s=creation_s)
-    stack = make_stack(server, image, tmp, f"bench-scheduling-{sessions}")
+    raws: dict[str, dict[str, Any]] = {}
     try:
-        orchestrator = stack.orchestrator(ORCH_MAX_CONCURRENT_STARTS=str(concurrency))
-        secret = orchestrator.env["ORCH_WEBHOOK_SIGNING_SECRET"]
-        load = (orchestrator.url + "/webhook", secret, rate, seconds)
-        raw = burst(stack, sessions, timeout, load)
+        for mode in modes:
+            raws[mode] = burst_in_mode(
+                server, image, tmp, mode, sessions, concurrency, timeout, rate, seconds
+            )
     finally:
-        stack.close()
-        stack.client.close()
         set_timing(server, sandbox_deploy_s=before["sandbox_deploy_s"])
-    p50, p95 = percentile(raw["latencies"], 50), percentile(raw["latencies"], 95)
+    return rows_of(raws, sessions, creation_s, concurrency, rate, seconds)
+
+
+def rows_of(
+    raws: dict[str, dict[str, Any]],
+    sessions: int,
+    creation_s: float,
+    concurrency: int,
+    rate: float,
+    seconds: float,
+) -> list[Row]:
+    """The table's rows: each latency figure once per mode, side by side (pure)."""
+    floor = model_floor(sessions, concurrency, creation_s)
     group = f"scheduling N={sessions} (create {creation_s:g} s, {concurrency} at a time)"
-    under = f"webhook valid ({rate:g} req/s for {seconds:g} s) while N={sessions} dispatch"
-    p99 = percentile(raw["webhook_latencies"], 99)
-    return [
-        Row(group, "model floor: sessions / concurrency * creation", floor, "s"),
-        Row(group, "run-started sent→worker started p50", p50, "s"),
-        Row(group, "run-started sent→worker started p95", p95, "s"),
-        Row(group, "p95 / model floor", ratio(p95, floor), "x", expect="≤ 1.2x"),
-        Row(group, "p50 / p95", ratio(p50, p95), "x", expect="≤ 0.6x"),
-        Row(group, "duplicate workers", raw["duplicates"], expect="= 0"),
-        Row(group, "sessions not served", raw["unserved"], expect="= 0"),
-        Row(under, "answer p50", _ms(percentile(raw["webhook_latencies"], 50)), "ms"),
-        Row(under, "answer p99", _ms(p99), "ms", expect="≤ 10 ms"),
-        Row(under, "answers other than 200", raw["webhook_bad"], expect="= 0"),
+    p50 = {m: percentile(r["latencies"], 50) for m, r in raws.items()}
+    p95 = {m: percentile(r["latencies"], 95) for m, r in raws.items()}
+    queued = "work queued (run-started sent)→worker started"
+
+    def per_mode(m: str) -> list[Row]:
+        raw = raws[m]
+        return [
+            Row(group, f"{queued} p50 [{m}]", p50[m], "s"),
+            Row(group, f"{queued} p95 [{m}]", p95[m], "s"),
+            Row(group, f"p95 / model floor [{m}]", ratio(p95[m], floor), "x", "≤ 1.2x"),
+            Row(group, f"p50 / p95 [{m}]", ratio(p50[m], p95[m]), "x", "≤ 0.6x"),
+            Row(group, f"duplicate workers [{m}]", raw["duplicates"], expect="= 0"),
+            Row(group, f"sessions not served [{m}]", raw["unserved"], expect="= 0"),
+        ]
+
+    # Figure by figure, the modes next to each other.
+    by_mode = [per_mode(m) for m in raws]
+    rows = [Row(group, "model floor: sessions / concurrency * creation", floor, "s")]
+    rows += [row for same_figure in zip(*by_mode, strict=True) for row in same_figure]
+    if "webhook" in raws:
+        raw = raws["webhook"]
+        under = f"webhook valid ({rate:g} req/s for {seconds:g} s) while N={sessions} dispatch"
+        rows += [
+            Row(under, "answer p50", _ms(percentile(raw["webhook_latencies"], 50)), "ms"),
+            Row(
+                under, "answer p99", _ms(percentile(raw["webhook_latencies"], 99)), "ms", "≤ 10 ms"
+            ),
+            Row(under, "answers other than 200", raw["webhook_bad"], expect="= 0"),
+        ]
+    rows += [
         Row(
             f"orchestrator while N={sessions} in flight",
-            "RSS peak",
+            f"RSS peak [{mode}]",
             round(raw["rss_peak_kib"] / 1024, 1),
             "MiB",
             expect="≤ 150 MiB",
-        ),
+        )
+        for mode, raw in raws.items()
     ]
+    return rows
 
 
 def _ms(seconds: float | None) -> float | None:

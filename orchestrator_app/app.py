@@ -3,7 +3,8 @@
 `create_app(settings)` builds the app; without settings the lifespan reads them from the
 environment at startup (never at import). The lifespan configures the Blaxel SDK's client,
 opens one `AsyncAnthropic` client (authenticated by the environment key only), and runs the
-drainer, the recovery poll and the janitor as background tasks when dispatch is possible.
+drainer, the recovery poll and the janitor as background tasks when dispatch is possible, and
+in poll mode (`ORCH_DISPATCH_MODE=poll`) the long-poll loop that replaces the webhook.
 """
 
 from __future__ import annotations
@@ -89,7 +90,12 @@ async def _lifespan(
                 recover_forever(dispatcher, settings.recovery_poll_seconds), name="recovery"
             ),
         ]
-    log.info("orchestrator started", extra={"environment_id": settings.environment_id})
+        if settings.dispatch_mode == "poll":
+            tasks.append(asyncio.create_task(dispatcher.poll_forever(), name="work-poll"))
+    log.info(
+        "orchestrator started",
+        extra={"environment_id": settings.environment_id, "dispatch_mode": settings.dispatch_mode},
+    )
     try:
         yield {"services": services}
     finally:

@@ -3,9 +3,11 @@
 Webhooks and the recovery poll only *request* a drain; one drainer task runs the drains one
 after another. A drain lists this environment's claimable work (the environment key sees only
 its own queue, so another environment's session never shows up and nothing is claimed for it)
-and hands each session to its own task. Sessions run as a pipeline: each goes warm → claim →
-start on its own as soon as its sandbox is ready, bounded by `max_concurrent_starts`, and no
-session waits for another's warm-up.
+and hands each session to its own task. In poll mode (`ORCH_DISPATCH_MODE=poll`, issue 18) a
+long-poll loop (`poll_forever`) takes the webhook's place: each item it polls goes the way of
+the items a drain polls (`_stash`), so the claim discipline below is the same in both modes.
+Sessions run as a pipeline: each goes warm → claim → start on its own as soon as its sandbox is
+ready, bounded by `max_concurrent_starts`, and no session waits for another's warm-up.
 
 Session state, said once: **a session id has at most one task in `_tasks`, and only that task
 touches the session's sandbox** (a dispatch: warm → claim → start; or an end: release and
@@ -53,6 +55,9 @@ log = logging.getLogger(__name__)
 SEEN_WEBHOOKS_MAX = 10_000
 LIST_LIMIT = 1_000
 LIVE_STATES = ("queued", "starting", "active")
+# Poll mode: after a failed poll, wait this long, doubling up to the cap, then poll again.
+POLL_BACKOFF_SECONDS = 0.5
+POLL_BACKOFF_MAX_SECONDS = 15.0
 SessionStatus = Literal["running", "idle", "rescheduling", "ended"]
 
 
@@ -102,10 +107,13 @@ class WorkQueue:
             if i.data.type == "session" and i.data.id == session_id and i.state in LIVE_STATES
         ]
 
-    async def poll(self) -> BetaSelfHostedWork | None:
-        """One non-blocking poll: the next item (not yet acked), or None when empty."""
+    async def poll(self, block_ms: int | None = None) -> BetaSelfHostedWork | None:
+        """One poll: the next item (not yet acked), or None when empty; with `block_ms`, the
+        server holds an empty poll open that long (1..999) for an item to arrive."""
         result: BetaSelfHostedWork | None = await self._work.poll(
-            self.environment_id, anthropic_worker_id=self.worker_id
+            self.environment_id,
+            anthropic_worker_id=self.worker_id,
+            **({"block_ms": block_ms} if block_ms is not None else {}),
         )
         return result
 
@@ -270,6 +278,40 @@ class Dispatcher:
                     extra={"reason": str(exc)},
                 )
 
+    async def poll_forever(self) -> None:
+        """Poll mode: long-poll this environment's queue, forever (cancelled at shutdown).
+
+        The blocking poll holds no lock while it waits (other sessions' claims go on); each item
+        it gets is then stashed under `_claiming` like a drain's, with the queue polled dry at
+        once, so duplicates already queued show before any of them is acked. API errors: one
+        line each, then a backoff (0.5 s doubling to 15 s).
+        """
+        block_ms = self.settings.poll_block_ms
+        loop = asyncio.get_running_loop()
+        backoff = POLL_BACKOFF_SECONDS
+        while True:
+            began = loop.time()
+            try:
+                item = await self.queue.poll(block_ms=block_ms)
+                if item is not None:
+                    async with self._claiming:
+                        await self._stash(item)
+                        await self._poll_dry({item.id})
+            except APIError as exc:
+                self.metrics.failures.labels("poll_failed").inc()
+                log.error(
+                    "work poll failed; polling again after a pause",
+                    extra={"reason": str(exc), "retry_in_s": backoff},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, POLL_BACKOFF_MAX_SECONDS)
+                continue
+            backoff = POLL_BACKOFF_SECONDS
+            if item is None:
+                # A server that answers an empty poll at once (ignoring block_ms) would make
+                # this a busy loop: at most one empty poll per block_ms.
+                await asyncio.sleep(max(0.0, began + block_ms / 1000 - loop.time()))
+
     async def shutdown(self) -> None:
         """Cancel the session tasks still running."""
         tasks = [task for _, task in self._tasks.values()]
@@ -359,37 +401,43 @@ class Dispatcher:
                 await self._poll_dry()
             return self._polled.pop(session_id, None) if session_id else None
 
-    async def _poll_dry(self) -> None:
-        """Poll until the queue offers nothing new; stash session items for their tasks."""
-        polled: set[str] = set()
+    async def _poll_dry(self, polled: set[str] | None = None) -> None:
+        """Poll until the queue offers nothing new (nothing outside `polled`); stash each item."""
+        polled = set(polled or ())
         while True:
             item = await self.queue.poll()
             if item is None or item.id in polled:
                 return
             polled.add(item.id)
-            if item.environment_id != self.queue.environment_id:
-                # Never expected from our own queue; if it ever happens, nothing of ours
-                # (sandbox, ack, stop) touches another environment's work.
-                log.error(
-                    "polled an item of another environment; left alone",
-                    extra={"work_id": item.id, "environment_id": item.environment_id},
-                )
-                continue
-            if item.data.type != "session":
-                # Health checks and unknown kinds: nothing to run, release them at once.
-                if await self._ack(item):
-                    await self._stop_quietly(item, "not a session item")
-                continue
-            session_id = item.data.id
-            older = self._polled.get(session_id)
-            if older is not None and older.id != item.id:
-                # Duplicate items for one session: the newest is served, the others stopped.
-                keep, drop = sorted((older, item), key=lambda i: i.created_at, reverse=True)
-                await self._stop_quietly(drop, "an older duplicate of the session's work")
-                item = keep
-            self._polled[session_id] = item
-            # Work queued after the listing: its session gets its own task.
-            self._schedule(session_id, "dispatch", functools.partial(self._dispatch, session_id))
+            await self._stash(item)
+
+    async def _stash(self, item: BetaSelfHostedWork) -> None:
+        """One polled item, from a drain's poll or the poll loop (the caller holds `_claiming`):
+        another environment's is left alone, a non-session one released, of a session's
+        duplicates the newest kept (the older stopped), and the session's dispatch scheduled."""
+        if item.environment_id != self.queue.environment_id:
+            # Never expected from our own queue; if it ever happens, nothing of ours
+            # (sandbox, ack, stop) touches another environment's work.
+            log.error(
+                "polled an item of another environment; left alone",
+                extra={"work_id": item.id, "environment_id": item.environment_id},
+            )
+            return
+        if item.data.type != "session":
+            # Health checks and unknown kinds: nothing to run, release them at once.
+            if await self._ack(item):
+                await self._stop_quietly(item, "not a session item")
+            return
+        session_id = item.data.id
+        older = self._polled.get(session_id)
+        if older is not None and older.id != item.id:
+            # Duplicate items for one session: the newest is served, the others stopped.
+            keep, drop = sorted((older, item), key=lambda i: i.created_at, reverse=True)
+            await self._stop_quietly(drop, "an older duplicate of the session's work")
+            item = keep
+        self._polled[session_id] = item
+        # Work queued after the listing (or polled by the poll loop): its session's own task.
+        self._schedule(session_id, "dispatch", functools.partial(self._dispatch, session_id))
 
     async def _ack(self, item: BetaSelfHostedWork) -> bool:
         """Claim the item; False (logged) when the queue refuses, e.g. another worker took it."""

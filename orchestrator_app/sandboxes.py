@@ -311,7 +311,8 @@ class WorkerSandboxes:
 
     async def _stop_process(self, instance: SandboxInstance, name: str) -> None:
         """SIGTERM a superseded worker (its SDK then stops its item) and wait for its end."""
-        log.info("stopping a superseded worker", extra={"process": name})
+        # `process` is a LogRecord attribute (the pid): a log extra of that name raises KeyError.
+        log.info("stopping a superseded worker", extra={"worker_process": name})
         await instance.process.stop(name)
         deadline = asyncio.get_running_loop().time() + WORKER_STOP_TIMEOUT_SECONDS
         # `process.list()`, not `process.get()`: the latter's generated client leaves a

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,7 +83,12 @@ class Settings(BaseSettings):
     # Webhook bodies above this are refused (413) unread: an event is a few hundred bytes.
     webhook_max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
 
-    # Dispatch.
+    # Dispatch. `webhook`: run-started deliveries trigger drains (a public endpoint and a signing
+    # secret needed). `poll` (issue 18): the orchestrator long-polls its queue instead, with
+    # `poll_block_ms` per poll (the API's bound: 1..999, SDK `work.poll` params); no endpoint,
+    # no signing secret.
+    dispatch_mode: Literal["webhook", "poll"] = "webhook"
+    poll_block_ms: Annotated[int, Field(ge=1, le=999)] = 999
     recovery_poll_seconds: Annotated[float, Field(ge=0)] = 15.0  # 0 turns recovery off
     max_concurrent_starts: Annotated[int, Field(ge=1)] = 8
     start_retries: Annotated[int, Field(ge=0)] = 4
@@ -200,13 +205,21 @@ class Settings(BaseSettings):
 
     def missing(self) -> list[str]:
         """What must still be set before the orchestrator can do its job, in words."""
+        # In poll mode nothing is delivered to us: no signing secret is needed.
+        signing: list[tuple[object, str]] = (
+            [
+                (
+                    self.webhook_signing_secret,
+                    "webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)",
+                )
+            ]
+            if self.dispatch_mode == "webhook"
+            else []
+        )
         checks = [
             (self.environment_id, "environment id not set (ORCH_ENVIRONMENT_ID)"),
             (self.environment_key, "environment key not set (ORCH_ENVIRONMENT_KEY)"),
-            (
-                self.webhook_signing_secret,
-                "webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)",
-            ),
+            *signing,
             (self.blaxel_api_key, "Blaxel API key not set (ORCH_BLAXEL_API_KEY)"),
             (self.blaxel_workspace, "Blaxel workspace not set (ORCH_BLAXEL_WORKSPACE)"),
             (self.worker_image, "worker image not set (ORCH_WORKER_IMAGE)"),

@@ -10,6 +10,9 @@ either secret is accepted, so the Console's new secret and `pulumi up` may land 
 without a refused delivery. A sender that signs with both at once (the Standard Webhooks
 multi-signature header, `v1,<a> v1,<b>`) is accepted by the library as is. Every answer is
 counted in the metrics by outcome and status.
+
+In poll mode (`ORCH_DISPATCH_MODE=poll`) no endpoint exists: `/webhook` answers 404 as an
+unknown path does, whatever is sent.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from anthropic import AsyncAnthropic
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -134,6 +138,8 @@ _REFUSALS: dict[type[Exception], tuple[str, str]] = {
 
 async def receive(request: Request) -> JSONResponse:
     """The webhook route: 200 fast, dispatch in the background; every answer counted."""
+    if request.state.services.settings.dispatch_mode == "poll":
+        raise HTTPException(404)  # nothing is delivered to a polling orchestrator
     deliveries = request.state.services.metrics.webhook_deliveries
     try:
         answer = await _receive(request)

@@ -66,11 +66,13 @@ class MemoryQueue(WorkQueue):
         live = [i for i in self.items if i.id not in self.acked and i.id not in self.stopped]
         return list(dict.fromkeys(i.data.id for i in live)), False
 
-    async def poll(self) -> Any:
+    async def poll(self, block_ms: int | None = None) -> Any:
         for i in self.items:
             if i.id not in self.polled and i.id not in self.stopped:
                 self.polled.add(i.id)
                 return i
+        if block_ms is not None:
+            await asyncio.sleep(block_ms / 1000)  # a long poll that found nothing
         return None
 
     async def ack(self, work: Any) -> None:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -447,7 +448,10 @@ def test_dispatch_works_without_the_signing_secret(stack: Stack) -> None:
     assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == [
         "no secret needed"
     ]
-    assert ready_details(orchestrator).json()["problems"] == [
+    # In webhook mode the missing secret still keeps /ready from passing.
+    response = ready_details(orchestrator)
+    assert response.status_code == 503
+    assert response.json()["problems"] == [
         "webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)"
     ]
 
@@ -528,3 +532,122 @@ def test_an_item_whose_secret_has_no_sessions_token_is_stopped_with_the_reason(
     wait_for(
         lambda: [i.state for i in items if i.session_id == session_id] == ["stopped"], "the stop"
     )
+
+
+# ---------------------------------------------------------------- poll mode (issue 18)
+
+
+def poll_mode(stack: Stack, **overrides: str | None) -> Orchestrator:
+    """A poll-mode orchestrator: no webhook registered, no signing secret, no recovery poll."""
+    return stack.orchestrator(
+        webhook=False, ORCH_DISPATCH_MODE="poll", ORCH_WEBHOOK_SIGNING_SECRET=None, **overrides
+    )
+
+
+def test_a_poll_mode_orchestrator_serves_a_session_with_no_webhook_delivery(stack: Stack) -> None:
+    orchestrator = poll_mode(stack)
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo polled")
+    assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == ["polled"]
+    assert stack.server.emulator.anthropic.deliveries_for(session_id) == []
+    [start] = stack.worker_starts(session_id)
+    created = stack.server.emulator.anthropic.sessions[session_id].created_at.timestamp()
+    print(f"poll mode: session created -> worker started in {start.at - created:.3f} s")
+    assert orchestrator.logged("worker started", session_id=session_id)
+
+
+def test_two_items_for_one_session_in_poll_mode_start_one_worker(stack: Stack) -> None:
+    session_id = stack.create_session()
+    backend = stack.server.emulator.anthropic
+    # The platform may queue duplicates for one session (DESIGN §3); the emulator has no route
+    # for that, so its backend queues the second item before any orchestrator runs.
+    newer = backend.enqueue_work(backend.sessions[session_id])
+    orchestrator = poll_mode(stack)
+    wait_for(
+        lambda: orchestrator.logged(
+            "work stopped", reason="an older duplicate of the session's work"
+        ),
+        "the older duplicate's stop",
+    )
+    stack.say(session_id, "bash: echo once")
+    assert wait_for(lambda: tool_results(stack, session_id), "the tool result") == ["once"]
+    assert len(stack.worker_starts(session_id)) == 1
+    items = [i for i in backend.work_items.values() if i.session_id == session_id]
+    assert [i.id for i in items if i.state == "stopped" and i.last_heartbeat is None] == [
+        i.id for i in items if i is not newer
+    ]
+    assert newer.last_heartbeat is not None  # the newest is the one its worker served
+
+
+def test_a_poll_mode_orchestrator_is_ready_without_a_signing_secret_and_has_no_webhook(
+    stack: Stack,
+) -> None:
+    orchestrator = poll_mode(stack, ORCH_STATUS_TOKEN=STATUS_TOKEN)
+    response = ready_details(orchestrator)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "problems": []}
+    body, headers = make_signer(new_signing_secret())(run_started("sesn_unknown"))
+    assert orchestrator.post("/webhook", content=body, headers=headers).status_code == 404
+
+
+def test_in_poll_mode_an_ended_sessions_sandbox_goes_with_no_end_event(stack: Stack) -> None:
+    orchestrator = poll_mode(stack)  # the janitor every 0.5 s (the fixture's setting)
+    session_id = stack.create_session()
+    stack.say(session_id, "bash: echo before the end")
+    wait_for(lambda: tool_results(stack, session_id), "the tool result")
+    stack.client.beta.sessions.archive(session_id)
+    wait_for(lambda: deleted(stack, session_id), "the janitor's deletion", timeout=20)
+    assert orchestrator.logged(
+        "janitor: the session ended; deleting its sandbox", session_id=session_id
+    )
+
+
+# ---------------------------------------------------------------- issue 13: the idle-exit race
+
+
+def worker_processes(stack: Stack, session_id: str) -> list[Any]:
+    sandbox = stack.server.emulator.blaxel.get_sandbox(worker_sandbox_name(session_id))
+    return [p for p in sandbox.processes.list() if p.name.startswith("worker-")]
+
+
+def stopped_then_frozen(item: Any, pid: int, timeout: float = 30.0) -> None:
+    """As soon as `item` is stopped, freeze the process group `pid` (SIGSTOP)."""
+    deadline = time.monotonic() + timeout
+    while item.state != "stopped":
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the worker to stop its item")
+        time.sleep(0.005)
+    os.killpg(pid, signal.SIGSTOP)
+
+
+def test_a_turn_that_races_the_workers_idle_exit_is_served_one_worker_at_a_time(
+    stack: Stack,
+) -> None:
+    orchestrator = stack.orchestrator()  # the worker exits 1 s after its session idles
+    session_id = stack.create_session()
+    [item] = stack.server.emulator.anthropic.live_work_for(session_id)
+    # The worker's idle exit force-stops its item, then the process ends. Widen that window:
+    # the stop is applied but its answers are lost, so the exiting worker retries for a while.
+    stack.server.emulator.faults.add(
+        FaultRule("POST", rf"/work/{item.id}/stop$", 502, 3, action="drop_answer")
+    )
+    stack.say(session_id, "bash: echo turn one")
+    assert wait_for(lambda: tool_results(stack, session_id), "turn 1's result") == ["turn one"]
+    [first] = worker_processes(stack, session_id)
+    # Caught in its exit (item stopped, process alive) and held there while the next turn comes.
+    stopped_then_frozen(item, int(first.pid))
+    try:
+        stack.say(session_id, "bash: echo turn two")  # new work, a new run-started delivery
+        wait_for(
+            lambda: orchestrator.logged("stopping a superseded worker", worker_process=first.name),
+            "the orchestrator to stop the exiting worker",
+        )
+        # The next worker waits for the old one's end: nothing runs beside it yet.
+        assert first.running
+        assert len(stack.worker_starts(session_id)) == 1
+    finally:
+        os.killpg(int(first.pid), signal.SIGCONT)  # its exit goes on
+    assert wait_for(lambda: tool_results(stack, session_id)[1:], "turn 2's result") == ["turn two"]
+    assert len(stack.worker_starts(session_id)) == 2
+    [second] = [p for p in worker_processes(stack, session_id) if p is not first]
+    assert first.completed_at is not None and first.completed_at <= second.started_at

@@ -115,3 +115,39 @@ def test_the_volume_mount_path_must_be_absolute(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("ORCH_WORKER_VOLUME_MOUNT_PATH", "workspace")
     with pytest.raises(ValidationError, match="worker_volume_mount_path"):
         Settings.from_env()
+
+
+def test_dispatch_is_by_webhook_unless_poll_mode_is_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings.from_env()
+    assert (settings.dispatch_mode, settings.poll_block_ms) == ("webhook", 999)
+    monkeypatch.setenv("ORCH_DISPATCH_MODE", "poll")
+    monkeypatch.setenv("ORCH_POLL_BLOCK_MS", "250")
+    settings = Settings.from_env()
+    assert (settings.dispatch_mode, settings.poll_block_ms) == ("poll", 250)
+
+
+@pytest.mark.parametrize("mode", ["Poll", "websocket", ""])
+def test_an_unknown_dispatch_mode_is_refused_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("ORCH_DISPATCH_MODE", mode)
+    with pytest.raises(ValidationError, match="dispatch_mode"):
+        Settings.from_env()
+
+
+@pytest.mark.parametrize("block_ms", ["0", "1000", "-5", "soon"])
+def test_a_poll_block_outside_the_apis_1_to_999_ms_is_refused(
+    monkeypatch: pytest.MonkeyPatch, block_ms: str
+) -> None:
+    monkeypatch.setenv("ORCH_POLL_BLOCK_MS", block_ms)
+    with pytest.raises(ValidationError, match="poll_block_ms"):
+        Settings.from_env()
+
+
+def test_poll_mode_needs_no_signing_secret_webhook_mode_does() -> None:
+    signing = "webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)"
+    assert signing in Settings.model_validate({"dispatch_mode": "webhook"}).missing()
+    poll = Settings.model_validate({"dispatch_mode": "poll"}).missing()
+    assert signing not in poll
+    assert "environment key not set (ORCH_ENVIRONMENT_KEY)" in poll
+    assert len(poll) == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -324,6 +325,7 @@ LEFT_TO_THE_APP = {
     "start_retries",
     "webhook_max_body_bytes",
     "worker_workdir",
+    "poll_block_ms",  # the API's longest wait (999 ms) is the right one
 }
 
 
@@ -342,11 +344,25 @@ def test_the_programs_orch_keys_are_exactly_the_orchestrator_settings() -> None:
         keep_alive=False,
         max_lifetime_seconds=600,
     )
-    settings = server_settings(args, "env_1", "img")
+    # The union over both dispatch modes (ORCH_DISPATCH_MODE is passed in poll mode only).
+    settings = {
+        **server_settings(args, "env_1", "img"),
+        **server_settings(dataclasses.replace(args, dispatch_mode="poll"), "env_1", "img"),
+    }
     secrets = server_secrets("k", "w", "b", "p", "t", "whsec_old")
     passed = {k for k in {*settings, *secrets} if k.startswith("ORCH_")}
     fields = {f"ORCH_{name.upper()}" for name in Settings.model_fields}
     assert passed == fields - {f"ORCH_{n.upper()}" for n in LEFT_TO_THE_APP}
+
+
+def test_the_program_puts_the_orchestrator_in_the_stacks_dispatch_mode() -> None:
+    from orchestrator_app.settings import Settings
+
+    for mode in ("webhook", "poll"):
+        args = dataclasses.replace(_orchestrator_args(), dispatch_mode=mode)
+        env = {k: v for k, v in server_settings(args, "env_1", "img").items() if "ORCH_" in k}
+        read = Settings.model_validate({k.removeprefix("ORCH_").lower(): v for k, v in env.items()})
+        assert read.dispatch_mode == mode
 
 
 def test_worker_lifecycle_settings_reach_the_orchestrator_and_unset_ones_stay_its_defaults() -> (

@@ -331,8 +331,11 @@ class Dispatcher:
         for session_id in sessions:
             self._hints.pop(session_id, None)
             self._schedule(session_id, "dispatch", functools.partial(self._dispatch, session_id))
-        if others and not self._claiming.locked():
-            task = asyncio.create_task(self._take(None), name="release-others")
+        if (sessions or others) and not self._claiming.locked():
+            # Poll the queue now, while the sandboxes warm (polled items wait un-acked for
+            # their session's task): the first session ready then claims at once, instead of
+            # polling every queued item itself while the others wait on `_claiming`.
+            task = asyncio.create_task(self._take(None), name="poll-ahead")
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         self._recheck_hints(set(sessions))

@@ -24,6 +24,7 @@ class Timing:
     image_build_step_s: float = 1.0  # a pushed image spends this in BUILDING, then DEPLOYING
     standby_after_s: float = 15.0  # idle (no keepAlive process, no call) before standby
     work_pollable_delay_s: float = 0.2  # run-started may be delivered before its item polls
+    process_restart_s: float = 1.0  # pause before a failed restartOnFailure process reruns
 
     def update(self, **values: float) -> None:
         """Change some durations; ValueError naming an unknown or negative one."""
@@ -44,6 +45,7 @@ def fast_timing() -> Timing:
         image_build_step_s=0.05,
         standby_after_s=15.0,
         work_pollable_delay_s=0.05,
+        process_restart_s=0.05,
     )
 
 

@@ -84,4 +84,4 @@ class BlaxelBackend(ImageOps, PreviewOps, ProcessOps, VolumeOps):
     def running_pids(self) -> list[int]:
         with self._lock:
             sandboxes = list(self.sandboxes.values())
-        return [int(p.pid) for s in sandboxes for p in s.processes.list() if p.running]
+        return [p.os_pid for s in sandboxes for p in s.processes.list() if p.running]

@@ -30,6 +30,7 @@ class ProcessOps(SandboxOps):
         )
         with self._lock:
             self.process_starts.append(start)
+            self.started_processes.append((name, process))
         return process
 
     def get_process(self, name: str, identifier: str) -> SandboxProcess:

@@ -189,6 +189,11 @@ class SandboxProcess:
         return self._done.wait(timeout_s)
 
     @property
+    def env(self) -> dict[str, str]:
+        """The environment the process runs with (image, spec and request envs; inspection)."""
+        return dict(self._env)
+
+    @property
     def os_pid(self) -> int:
         """The current run's OS pid (the API's `pid` stays the first run's)."""
         return self._popen.pid

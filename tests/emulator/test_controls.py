@@ -263,6 +263,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _until_runs(server: EmulatorServer, sandbox_api: str, count: int) -> str:
+    """/runs once the process's runs have written `count` lines to it (each run writes one)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        answer = httpx.get(sandbox_api + "/filesystem/runs", headers=_headers(server))
+        if answer.status_code == 200 and answer.json()["content"].count("run") >= count:
+            return str(answer.json()["content"])
+        time.sleep(0.02)
+    raise AssertionError(f"never {count} runs")
+
+
 def test_a_crashed_restart_on_failure_process_fails_and_runs_again(
     server: EmulatorServer,
 ) -> None:
@@ -278,15 +289,16 @@ def test_a_crashed_restart_on_failure_process_fails_and_runs_again(
     started = httpx.post(sandbox_api + "/process", json=request, headers=_headers(server)).json()
     controls = server.config.public_base_url + "/_emulator/blaxel/sandboxes/crashy"
 
+    _until_runs(server, sandbox_api, 1)
     crashed = httpx.post(controls + "/processes/server/crash", timeout=10)
     after = httpx.get(sandbox_api + "/process/server", headers=_headers(server)).json()
-    runs = httpx.get(sandbox_api + "/filesystem/runs", headers=_headers(server)).json()
+    runs = _until_runs(server, sandbox_api, 2)
 
     assert crashed.status_code == 200
     assert not _pid_alive(crashed.json()["killedPid"])
     assert (after["status"], after["restartCount"]) == ("running", 1)
     assert after["pid"] == started["pid"]  # the API's pid is kept across runs
-    assert runs["content"].count("run") == 2
+    assert runs.count("run") == 2
     server.emulator.reset()
 
 

@@ -294,6 +294,19 @@ async def test_a_kill_through_the_api_is_not_a_failure_and_is_not_restarted(
     assert (done.status, done.exit_code, done.restart_count) == ("killed", -1, 0)
 
 
+async def _until_runs(sandbox: SandboxInstance, count: int) -> None:
+    """Until the process's runs have written `count` lines to /runs (each run writes one)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if (await sandbox.fs.read("/runs")).count("run") >= count:
+                return
+        except ResponseError:
+            pass  # not written yet
+        await anyio.sleep(0.02)
+    raise AssertionError(f"never {count} runs")
+
+
 async def test_a_crash_reruns_the_process_and_a_stop_in_the_pause_cancels_the_next_run(
     backend: BlaxelBackend,
 ) -> None:
@@ -308,11 +321,12 @@ async def test_a_crash_reruns_the_process_and_a_stop_in_the_pause_cancels_the_ne
             "max_restarts": 5,
         }
     )
-    await anyio.sleep(0.1)  # the first run has written its line
+    await _until_runs(sandbox, 1)
 
     first = await anyio.to_thread.run_sync(backend.crash_process, "proc", "srv")
     process = backend.get_process_record("proc", "srv")
     second = process.os_pid
+    await _until_runs(sandbox, 2)
     os.killpg(second, signal.SIGKILL)  # a second crash: now in the pause before run three
     await anyio.sleep(0.1)
     await sandbox.process.stop("srv")

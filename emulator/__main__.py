@@ -1,5 +1,6 @@
-"""`python -m emulator --port N [--data-dir D] [--fast] [--sandbox-deploy-s S]`: serve the
-emulator on loopback until stopped (realistic platform latencies unless told otherwise)."""
+"""`python -m emulator --port N [--data-dir D] [--fast] [--sandbox-deploy-s S]
+[--preview-url-form F]`: serve the emulator on loopback until stopped (realistic platform
+latencies unless told otherwise)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import signal
 import threading
 from pathlib import Path
 
-from emulator.config import Timing, fast_timing
+from emulator.config import PREVIEW_URL_FORMS, Timing, fast_timing
 from emulator.server import EmulatorServer
 
 
@@ -22,13 +23,24 @@ def main() -> None:
     parser.add_argument(
         "--sandbox-deploy-s", type=float, default=None, help="DEPLOYING time of a new sandbox"
     )
+    parser.add_argument(
+        "--preview-url-form",
+        choices=PREVIEW_URL_FORMS,
+        default="scheme_less",
+        help="how previews' spec.url is written (protocol_relative: //host/...)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
     timing = fast_timing() if args.fast else Timing()
     if args.sandbox_deploy_s is not None:
         timing.update(sandbox_deploy_s=args.sandbox_deploy_s)
-    server = EmulatorServer(port=args.port, data_dir=args.data_dir, timing=timing).start()
+    server = EmulatorServer(
+        port=args.port,
+        data_dir=args.data_dir,
+        timing=timing,
+        preview_url_form=args.preview_url_form,
+    ).start()
     config = server.config
     print(
         json.dumps(

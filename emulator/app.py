@@ -10,6 +10,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -208,6 +209,22 @@ def _control_routes(emulator: Emulator) -> list[Route]:
             return JSONResponse({"error": error.message}, status_code=error.status)
         return JSONResponse({"name": sandbox.name, "status": sandbox.status})
 
+    async def process_crash(request: Request) -> Response:
+        """SIGKILL a sandbox process as an OOM kill or a segfault would: a failure, not a kill.
+
+        Answers once its end is recorded: `restartOnFailure` has counted a restart and started
+        the next run, or the process reads `failed` for good.
+        """
+        name, identifier = request.path_params["name"], request.path_params["process"]
+        try:
+            killed = await run_in_threadpool(emulator.blaxel.crash_process, name, identifier)
+            process = emulator.blaxel.get_process_record(name, identifier)
+        except BlaxelError as error:
+            return JSONResponse({"error": error.message}, status_code=error.status)
+        view = process.to_response()
+        fields = ("name", "pid", "status", "exitCode", "restartCount", "maxRestarts")
+        return JSONResponse({"killedPid": killed, **{key: view[key] for key in fields}})
+
     async def work_secret_mode(request: Request) -> Response:
         """What the environment's polled secrets carry: {"mode": "full"|"no_sessions_token"|"absent"}."""
         mode = (await request.json()).get("mode")
@@ -228,6 +245,9 @@ def _control_routes(emulator: Emulator) -> list[Route]:
         Route("/clock", reset_clock, methods=["DELETE"]),
         Route("/timing", set_timing, methods=["POST"]),
         Route("/blaxel/sandboxes/{name}/{action}", sandbox_fault, methods=["POST"]),
+        Route(
+            "/blaxel/sandboxes/{name}/processes/{process}/crash", process_crash, methods=["POST"]
+        ),
         Route("/anthropic/environments/{id}/work_secret", work_secret_mode, methods=["POST"]),
         Route("/errors", unexpected_errors, methods=["GET"]),
     ]

@@ -24,6 +24,7 @@ class Timing:
     image_build_step_s: float = 1.0  # a pushed image spends this in BUILDING, then DEPLOYING
     standby_after_s: float = 15.0  # idle (no keepAlive process, no call) before standby
     work_pollable_delay_s: float = 0.2  # run-started may be delivered before its item polls
+    process_restart_s: float = 1.0  # pause before a failed restartOnFailure process reruns
 
     def update(self, **values: float) -> None:
         """Change some durations; ValueError naming an unknown or negative one."""
@@ -44,7 +45,20 @@ def fast_timing() -> Timing:
         image_build_step_s=0.05,
         standby_after_s=15.0,
         work_pollable_delay_s=0.05,
+        process_restart_s=0.05,
     )
+
+
+# How the control plane writes a preview's `spec.url` (docs/platform-contract.md row B2): the
+# real platform answers without a scheme, and protocol-relative `//host/...` is seen too.
+PREVIEW_URL_FORMS = ("scheme_less", "protocol_relative")
+
+
+def check_preview_url_form(form: str) -> str:
+    """`form` if it is one of PREVIEW_URL_FORMS; ValueError naming the setting otherwise."""
+    if form not in PREVIEW_URL_FORMS:
+        raise ValueError(f"preview_url_form must be one of {', '.join(PREVIEW_URL_FORMS)}")
+    return form
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,10 @@ class EmulatorConfig:
     timing: Timing = field(default_factory=Timing)
     work_secret_ttl_s: float = 3600.0  # a sessions token's life, on the emulator clock
     regions: tuple[str, ...] = ("us-pdx-1", "eu-lon-1", "us-was-1")
+    preview_url_form: str = "scheme_less"  # the backend's starting PREVIEW_URL_FORMS entry
+
+    def __post_init__(self) -> None:
+        check_preview_url_form(self.preview_url_form)
 
     @property
     def anthropic_base_url(self) -> str:

@@ -189,6 +189,6 @@ class EnvironmentOps(BackendState):
                 raise InvalidRequestError(
                     f"Environment {environment_id} is not self-hosted; only self-hosted environments have keys"
                 )
-            key = "sk-ant-oat01-" + secrets.token_urlsafe(48)
+            key = self._issue("sk-ant-oat01-" + secrets.token_urlsafe(48))
             self.environment_keys[key] = environment_id
             return key

@@ -54,7 +54,17 @@ class BackendState:
         self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: set[asyncio.Event] = set()
+        # Every credential handed out (environment keys, signing secrets, sessions tokens, work
+        # secrets), for the fault suite's log scan. Append-only and kept across `reset()`: a
+        # log written before a reset may still hold one.
+        self.issued_secrets: list[str] = []
         self._init_records()
+
+    def _issue(self, secret: str) -> str:
+        """Record a credential the emulator hands out; returns it."""
+        with self._lock:
+            self.issued_secrets.append(secret)
+        return secret
 
     def _init_records(self) -> None:
         self.environments: dict[str, Environment] = {}

@@ -128,7 +128,7 @@ class WebhookOps(BackendState):
             kind="workspace",
             url=_check_url(url),
             events=_check_events(events, WORKSPACE_EVENTS, "events"),
-            secret=new_signing_secret(),
+            secret=self._issue(new_signing_secret()),
             created_at=now,
             updated_at=now,
         )
@@ -195,7 +195,7 @@ class WebhookOps(BackendState):
             kind="organization",
             url=_check_organization_url(body.get("url")),
             events=_check_events(body.get("enabled_events"), ORGANIZATION_EVENTS, "enabled_events"),
-            secret=new_signing_secret(),
+            secret=self._issue(new_signing_secret()),
             created_at=now,
             updated_at=now,
             name=body.get("name") or "",
@@ -252,7 +252,7 @@ class WebhookOps(BackendState):
     def regenerate_signing_secret(self, endpoint_id: str) -> dict[str, Any]:
         with self._lock:
             endpoint = self._endpoint(endpoint_id, "organization")
-            endpoint.secret = new_signing_secret()
+            endpoint.secret = self._issue(new_signing_secret())
             endpoint.updated_at = self.clock.now()
             return {"signing_secret": endpoint.secret}
 

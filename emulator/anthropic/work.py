@@ -86,13 +86,13 @@ class WorkOps(BackendState):
             return None
         if mode == "no_sessions_token":
             item.sessions_token = None
-            return encode_secret(None)
-        item.sessions_token = "sk-ant-sst01-" + secrets.token_urlsafe(32)
+            return self._issue(encode_secret(None))
+        item.sessions_token = self._issue("sk-ant-sst01-" + secrets.token_urlsafe(32))
         self.sessions_tokens[item.sessions_token] = item.id
         self.sessions_token_expiry[item.sessions_token] = now + timedelta(
             seconds=self.config.work_secret_ttl_s
         )
-        return encode_secret(item.sessions_token)
+        return self._issue(encode_secret(item.sessions_token))
 
     def live_work_for(self, session_id: str) -> list[WorkItem]:
         return [

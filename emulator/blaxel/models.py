@@ -50,8 +50,10 @@ class BlaxelBackend(ImageOps, PreviewOps, ProcessOps, VolumeOps):
             self.volumes.clear()
             self.image_pushes.clear()
             self.process_starts.clear()
+            self.started_processes.clear()
             self.deleted_sandboxes.clear()
             self.clock_offset = 0.0
+            self.preview_url_form = self.config.preview_url_form
         self.timing.update(**self._initial_timing)
         self.images.reset()
         shutil.rmtree(self.root / "sandboxes", ignore_errors=True)
@@ -84,4 +86,4 @@ class BlaxelBackend(ImageOps, PreviewOps, ProcessOps, VolumeOps):
     def running_pids(self) -> list[int]:
         with self._lock:
             sandboxes = list(self.sandboxes.values())
-        return [int(p.pid) for s in sandboxes for p in s.processes.list() if p.running]
+        return [p.os_pid for s in sandboxes for p in s.processes.list() if p.running]

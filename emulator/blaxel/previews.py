@@ -34,10 +34,9 @@ async def proxy(client: httpx.AsyncClient, request: Request, host_port: int, pat
 
     The upstream sees the public host, scheme and URL prefix in the usual X-Forwarded-* headers.
     """
-    url = httpx.URL(
-        f"http://127.0.0.1:{host_port}/{path.lstrip('/')}",
-        query=request.url.query.encode(),
-    )
+    url = httpx.URL(f"http://127.0.0.1:{host_port}/{path.lstrip('/')}")
+    if request.url.query:  # an empty `query=` would still add a bare "?" upstream
+        url = url.copy_with(query=request.url.query.encode())
     upstream_request = client.build_request(
         request.method,
         url,

@@ -2,6 +2,14 @@
 
 Each process gets reader threads for stdout and stderr and a waiter thread that enforces its
 timeout, so the table works the same from the server's event loop and from a test's thread.
+
+Restart semantics follow Blaxel's sandbox API (blaxel-ai/sandbox,
+`sandbox-api/src/handler/process/process.go` `shouldRestart` and `termination.go`
+`waitForRun`): only a *failed* run restarts (a stop or kill through the API sets the status to
+stopped/killed first, so it never does), up to `maxRestarts` times, a negative value meaning no
+limit and 0 (the default) none; the next run starts after a one-second pause, during which the
+process still reads `running` and a stop cancels the pending run; the API's pid stays the same
+across runs. A run ended by a signal reports exit code -1, as Go's `ExitError.ExitCode()` does.
 """
 
 from __future__ import annotations
@@ -17,12 +25,18 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import IO, Any
 
-from emulator.blaxel.exceptions import BadRequest, NotFound
+from emulator.blaxel.exceptions import BadRequest, Conflict, NotFound
 
 OUTPUT_TAIL = 64 * 1024  # get/list show the last 64 KB of each stream, as the real API
 LOG_LIMIT = 4 * 1024 * 1024  # the logs endpoint shows up to 4 MB
 KEEP_ALIVE_DEFAULT_TIMEOUT_S = 600
 TERMINAL = ("completed", "failed", "killed", "stopped")
+SIGNALLED_EXIT_CODE = -1  # Go's ExitCode() for a process a signal ended (the sandbox API is Go)
+
+
+def exit_code(returncode: int) -> int:
+    """The sandbox API's `exitCode` for a Popen return code (negative: ended by that signal)."""
+    return returncode if returncode >= 0 else SIGNALLED_EXIT_CODE
 
 
 def _http_date(timestamp: float) -> str:
@@ -44,6 +58,7 @@ class SandboxProcess:
         keep_alive: bool,
         restart_on_failure: bool = False,
         max_restarts: int = 0,
+        restart_delay_s: float = 1.0,
     ) -> None:
         self.name = name
         # A failed run starts again, up to `max_restarts` times (negative: no limit), as the
@@ -51,6 +66,10 @@ class SandboxProcess:
         self.restart_on_failure = restart_on_failure
         self.max_restarts = max_restarts
         self.restart_count = 0
+        self._restart_delay_s = restart_delay_s
+        self._between_runs = False  # a run failed and the next one has not started yet
+        self._run_ended = threading.Event()  # the current run's end (set per run, for crash())
+        self._cancel_restart = threading.Event()  # a stop during the pause between runs
         self._cwd, self._env = cwd, env
         self.command = command
         self.working_dir = working_dir
@@ -66,7 +85,7 @@ class SandboxProcess:
         self._logs = bytearray()
         self._done = threading.Event()
         self._spawn()
-        self.pid = str(self._popen.pid)
+        self.pid = str(self._popen.pid)  # the API's pid: the first run's, kept across restarts
         threading.Thread(target=self._wait, args=(timeout_s,), daemon=True).start()
 
     def _spawn(self) -> None:
@@ -110,32 +129,48 @@ class SandboxProcess:
     def _wait(self, timeout_s: int | None) -> None:
         deadline = time.monotonic() + timeout_s if timeout_s else None
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                returncode = self._popen.wait(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL, "killed")
-                returncode = self._popen.wait()
-            for reader in self._readers:
-                reader.join(timeout=0.5)  # a backgrounded child may hold the pipe open
+            returncode = self._wait_run(deadline)
             with self._lock:
                 restart = self._may_restart(returncode)
                 if restart:
                     self.restart_count += 1
-            if not restart:
+                    self._between_runs = True
+                ended = self._run_ended
+            if not restart or not self._next_run():
                 break
+            ended.set()
+        with self._lock:
+            self.exit_code = exit_code(returncode)
+            self.completed_at = time.time()
+            self._between_runs = False
+        self._done.set()
+        ended.set()
+
+    def _wait_run(self, deadline: float | None) -> int:
+        """Wait for the current run to end (killing it at the deadline); its return code."""
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            returncode = self._popen.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL, "killed")
+            returncode = self._popen.wait()
+        for reader in self._readers:
+            reader.join(timeout=0.5)  # a backgrounded child may hold the pipe open
+        return returncode
+
+    def _next_run(self) -> bool:
+        """After the pause between runs, start the next one; False if stopped meanwhile."""
+        self._cancel_restart.wait(self._restart_delay_s)
+        with self._lock:
+            if self._forced_status:  # stopped or killed during the pause: no next run
+                return False
+            self._run_ended = threading.Event()
             try:
                 self._spawn()
             except BadRequest:
-                break
-            self.pid = str(self._popen.pid)
-            if self._forced_status:  # stopped while it restarted: that run goes too
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self._popen.pid, signal.SIGKILL)
-        with self._lock:
-            self.exit_code = returncode if returncode >= 0 else 128 - returncode
-            self.completed_at = time.time()
-        self._done.set()
+                return False
+            self._between_runs = False
+        return True
 
     @property
     def status(self) -> str:
@@ -153,13 +188,44 @@ class SandboxProcess:
         """True once the process has ended (blocking; call from a worker thread)."""
         return self._done.wait(timeout_s)
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment the process runs with (image, spec and request envs; inspection)."""
+        return dict(self._env)
+
+    @property
+    def os_pid(self) -> int:
+        """The current run's OS pid (the API's `pid` stays the first run's)."""
+        return self._popen.pid
+
     def signal(self, sig: int, status: str) -> None:
         """Send `sig` to the whole process group; the final status becomes `status`."""
         if self._done.is_set():
             return
-        self._forced_status = status
+        with self._lock:
+            self._forced_status = status
+            self._cancel_restart.set()
+            popen = self._popen
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._popen.pid, sig)
+            os.killpg(popen.pid, sig)
+
+    def crash(self, wait_s: float = 5.0) -> int:
+        """SIGKILL the current run from outside the API, as an OOM kill or a segfault would.
+
+        Unlike `signal` (the API's stop and kill) this sets no status: the run fails, exit code
+        -1, and a `restartOnFailure` process runs again. Returns once the run's end is recorded
+        (restart counted, or the process failed for good): the OS pid that was killed.
+        """
+        with self._lock:
+            if self._done.is_set():
+                raise NotFound(f"process with identifier '{self.name}' is not running")
+            if self._between_runs:
+                raise Conflict(f"process '{self.name}' is between runs (restarting)")
+            popen, ended = self._popen, self._run_ended
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        ended.wait(wait_s)
+        return popen.pid
 
     def output(self) -> tuple[str, str, str]:
         with self._lock:
@@ -194,6 +260,24 @@ class SandboxProcess:
         }
 
 
+def _restart_policy(request: dict[str, Any]) -> tuple[bool, int]:
+    """`restartOnFailure` and `maxRestarts`, typed as the API's Go struct binds them (400 else).
+
+    Both are optional: the Go zero values (false, 0) mean no restart.
+    """
+    restart = request.get("restartOnFailure", False)
+    limit = request.get("maxRestarts", 0)
+    if restart is None:
+        restart = False
+    if limit is None:
+        limit = 0
+    if not isinstance(restart, bool):
+        raise BadRequest(f"restartOnFailure must be a boolean, not {restart!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise BadRequest(f"maxRestarts must be an integer, not {limit!r}")
+    return restart, limit
+
+
 class ProcessTable:
     """A sandbox's processes, addressable by name or pid."""
 
@@ -218,10 +302,17 @@ class ProcessTable:
         )
         return self.boot
 
-    def start(self, request: dict[str, Any], cwd: Path, env: dict[str, str]) -> SandboxProcess:
+    def start(
+        self,
+        request: dict[str, Any],
+        cwd: Path,
+        env: dict[str, str],
+        restart_delay_s: float = 1.0,
+    ) -> SandboxProcess:
         command = request.get("command")
         if not isinstance(command, str) or not command.strip():
             raise BadRequest("command is required")
+        restart_on_failure, max_restarts = _restart_policy(request)
         name = request.get("name") or f"proc-{secrets.token_hex(4)}"
         keep_alive = bool(request.get("keepAlive"))
         timeout = request.get("timeout")
@@ -238,8 +329,9 @@ class ProcessTable:
                 env=env,
                 timeout_s=int(timeout) if timeout else None,
                 keep_alive=keep_alive,
-                restart_on_failure=bool(request.get("restartOnFailure")),
-                max_restarts=int(request.get("maxRestarts") or 0),
+                restart_on_failure=restart_on_failure,
+                max_restarts=max_restarts,
+                restart_delay_s=restart_delay_s,
             )
             self._processes.append(process)
         return process
@@ -254,6 +346,10 @@ class ProcessTable:
     def list(self) -> list[SandboxProcess]:
         with self._lock:
             return list(self._processes)
+
+    def crash(self, identifier: str) -> int:
+        """SIGKILL the named process's current run as the OS would (not the API): it fails."""
+        return self.get(identifier).crash()
 
     def any_running(self, keep_alive_only: bool = False) -> bool:
         return any(p.running and (p.keep_alive or not keep_alive_only) for p in self.list())

@@ -3,7 +3,7 @@
 `_lock` (re-entrant) guards every record: the `sandboxes` and `volumes` dicts, each sandbox's
 `status`, `spec`, `metadata`, `previews`, `ports`, `standby`, timestamps and deadlines, each
 volume's attachment, and the inspection lists (`image_pushes`, `process_starts`,
-`deleted_sandboxes`). Every mutation takes it. It is never held across an `await`; a sandbox's
+`started_processes`, `deleted_sandboxes`). Every mutation takes it. It is never held across an `await`; a sandbox's
 `ProcessTable` has its own lock, so killing processes (which waits for them) happens outside it
 where it can.
 """
@@ -22,8 +22,9 @@ from typing import Any
 import httpx
 
 from emulator.blaxel.images import ImageStore
+from emulator.blaxel.processes import SandboxProcess
 from emulator.blaxel.records import DeletedSandbox, ImagePush, ProcessStart, Sandbox, Volume
-from emulator.config import BLAXEL_PREFIX, EmulatorConfig
+from emulator.config import BLAXEL_PREFIX, EmulatorConfig, check_preview_url_form
 
 
 def free_port() -> int:
@@ -46,8 +47,12 @@ class BlaxelState:
         self.sandboxes: dict[str, Sandbox] = {}
         self.volumes: dict[str, Volume] = {}
         self.clock_offset = 0.0  # tests move time forward for TTLs: advance_clock()
+        self.preview_url_form = config.preview_url_form  # set_preview_url_form(); reset restores
         self.image_pushes: list[ImagePush] = []
         self.process_starts: list[ProcessStart] = []
+        # Every process started, with its sandbox's name: for the fault suite's log scan, its
+        # output and environment outlive a deleted or replaced sandbox (cleared by reset).
+        self.started_processes: list[tuple[str, SandboxProcess]] = []
         self.deleted_sandboxes: list[DeletedSandbox] = []
         self.http: httpx.AsyncClient | None = None  # previews' upstream client
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -69,12 +74,21 @@ class BlaxelState:
         return self._public("sandboxes", name)
 
     def preview_url(self, sandbox: str, preview: str) -> str:
-        """As the control plane answers it: a host and path without a scheme.
+        """As the control plane answers it: a host and path without a scheme, or (form
+        `protocol_relative`) `//host/path`.
 
         Clients must normalise it (docs/platform-contract.md, "preview URL"); on loopback the
         product's normaliser picks http.
         """
-        return self._public("previews", sandbox, preview).split("://", 1)[1]
+        host_path = self._public("previews", sandbox, preview).split("://", 1)[1]
+        return "//" + host_path if self.preview_url_form == "protocol_relative" else host_path
+
+    def set_preview_url_form(self, form: str) -> None:
+        """How previews' URLs are written from now on (ValueError for an unknown form).
+
+        A preview keeps the URL it was answered with: it is stored at creation.
+        """
+        self.preview_url_form = check_preview_url_form(form)
 
     def _settle(self, sandbox: Sandbox) -> None:
         """Apply the state change that became due: DEPLOYING ends, DELETING ends (lock held)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -243,3 +244,93 @@ def test_python_m_emulator_takes_the_sandbox_deploy_latency() -> None:
 
     assert created.json()["status"] == "DEPLOYING"
     assert later.json()["status"] == "DEPLOYED"
+
+
+def _process_sandbox(server: EmulatorServer, name: str) -> str:
+    """A deployed sandbox for process tests; its sandbox API URL."""
+    server.emulator.reset()
+    server.config.timing.update(sandbox_deploy_s=0)
+    body = {"metadata": {"name": name}, "spec": {}}
+    httpx.post(server.config.blaxel_base_url + "/sandboxes", json=body, headers=_headers(server))
+    return server.emulator.blaxel.sandbox_url(name)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _until_runs(server: EmulatorServer, sandbox_api: str, count: int) -> str:
+    """/runs once the process's runs have written `count` lines to it (each run writes one)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        answer = httpx.get(sandbox_api + "/filesystem/runs", headers=_headers(server))
+        if answer.status_code == 200 and answer.json()["content"].count("run") >= count:
+            return str(answer.json()["content"])
+        time.sleep(0.02)
+    raise AssertionError(f"never {count} runs")
+
+
+def test_a_crashed_restart_on_failure_process_fails_and_runs_again(
+    server: EmulatorServer,
+) -> None:
+    """Blaxel reruns a *failed* `restartOnFailure` process (sandbox-api `shouldRestart`)."""
+    sandbox_api = _process_sandbox(server, "crashy")
+    request = {
+        "name": "server",
+        "command": "echo run >> runs; exec sleep 30",
+        "workingDir": "/",
+        "restartOnFailure": True,
+        "maxRestarts": 3,
+    }
+    started = httpx.post(sandbox_api + "/process", json=request, headers=_headers(server)).json()
+    controls = server.config.public_base_url + "/_emulator/blaxel/sandboxes/crashy"
+
+    _until_runs(server, sandbox_api, 1)
+    crashed = httpx.post(controls + "/processes/server/crash", timeout=10)
+    after = httpx.get(sandbox_api + "/process/server", headers=_headers(server)).json()
+    runs = _until_runs(server, sandbox_api, 2)
+
+    assert crashed.status_code == 200
+    assert not _pid_alive(crashed.json()["killedPid"])
+    assert (after["status"], after["restartCount"]) == ("running", 1)
+    assert after["pid"] == started["pid"]  # the API's pid is kept across runs
+    assert runs.count("run") == 2
+    server.emulator.reset()
+
+
+def test_a_crashed_process_without_restart_reads_failed_with_exit_code_minus_one(
+    server: EmulatorServer,
+) -> None:
+    """A signal-ended run reports -1 (Go `ExitError.ExitCode()`), status failed, not killed."""
+    sandbox_api = _process_sandbox(server, "crashy")
+    request = {"name": "once", "command": "exec sleep 30"}
+    httpx.post(sandbox_api + "/process", json=request, headers=_headers(server))
+    controls = server.config.public_base_url + "/_emulator/blaxel/sandboxes/crashy"
+
+    crashed = httpx.post(controls + "/processes/once/crash", timeout=10)
+    after = httpx.get(sandbox_api + "/process/once", headers=_headers(server)).json()
+    again = httpx.post(controls + "/processes/once/crash", timeout=10)
+
+    assert crashed.json()["status"] == "failed"
+    assert (after["status"], after["exitCode"], after["restartCount"]) == ("failed", -1, 0)
+    assert again.status_code == 404
+    assert "is not running" in again.json()["error"]
+    server.emulator.reset()
+
+
+def test_crashing_an_unknown_sandbox_or_process_is_404(server: EmulatorServer) -> None:
+    _process_sandbox(server, "crashy")
+    controls = server.config.public_base_url + "/_emulator/blaxel/sandboxes"
+
+    no_sandbox = httpx.post(controls + "/nowhere/processes/server/crash")
+    no_process = httpx.post(controls + "/crashy/processes/ghost/crash")
+
+    assert no_sandbox.status_code == 404
+    assert "Sandbox 'nowhere' not found" in no_sandbox.json()["error"]
+    assert no_process.status_code == 404
+    assert "'ghost' not found" in no_process.json()["error"]
+    server.emulator.reset()

@@ -1,8 +1,12 @@
-"""The fault suite's report: what it tried and what it found, printed at the end of the run.
+"""The fault suite's report, and its secret scan.
 
 Every test adds to `REPORT` (through the `fault_report` fixture); `pytest_terminal_summary`
 prints the totals: faults injected, bad inputs tried, up steps faulted, and the resources
-leaked, sessions lost and duplicate workers found (all three must be 0).
+leaked, sessions lost, duplicate workers and secrets logged found (all four must be 0).
+
+Every test ends with the secret scan (`secret_scan`, autouse; tests/faults/secret_scan.py): no
+secret value in plaintext in any log it produced. Fixtures that make emulators, stacks or
+engine projects hand them to `log_sources`, so scenarios need nothing of their own.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import pytest
 
 from emulator.config import fast_timing
 from emulator.server import EmulatorServer
+from tests.faults.secret_scan import LogSources, RecordCatcher, assert_no_secret_in, leaks
 from tests.orchestrator_app.emulated import Stack, make_stack, push_worker_image
 
 
 @dataclass
 class FaultReport:
-    """Counts over the whole run (leaks, lost sessions and duplicates must stay 0)."""
+    """Counts over the whole run (leaks, lost sessions, duplicates and logged secrets stay 0)."""
 
     faults_injected: int = 0
     bad_inputs_tried: int = 0
@@ -32,6 +37,7 @@ class FaultReport:
     resources_leaked: int = 0
     sessions_lost: int = 0
     duplicate_workers: int = 0
+    secrets_logged: int = 0
 
     def line(self) -> str:
         return ", ".join(
@@ -81,13 +87,41 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def orchestrator_emulator() -> Iterator[EmulatorServer]:
+def log_sources() -> LogSources:
+    """Where the running scenarios log, and the secrets they hold (see secret_scan.py)."""
+    return LogSources()
+
+
+@pytest.fixture(autouse=True)
+def secret_scan(log_sources: LogSources, fault_report: FaultReport) -> Iterator[None]:
+    """After each test: no secret value in plaintext in any log the test produced."""
+    log_sources.begin_test()
+    catcher = RecordCatcher()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(catcher)
+    root.setLevel(min(level, logging.INFO))  # INFO records too, not only the warnings
+    try:
+        yield
+    finally:
+        root.removeHandler(catcher)
+        root.setLevel(level)
+    logs, secrets = log_sources.logs(catcher.lines), log_sources.secrets()
+    log_sources.end_test()
+    fault_report.secrets_logged += len(leaks(logs, secrets))
+    assert_no_secret_in(logs, secrets)
+
+
+@pytest.fixture(scope="session")
+def orchestrator_emulator(log_sources: LogSources) -> Iterator[EmulatorServer]:
     """One emulator for the suite's orchestrator tests (each makes its own environment)."""
     server = EmulatorServer(timing=fast_timing()).start()
     server.emulator.anthropic.webhook_retry_delays = (0.05, 0.1, 0.2)
+    log_sources.watch_emulator(server)
     try:
         yield server
     finally:
+        log_sources.forget_emulator(server)
         server.stop()
 
 
@@ -103,10 +137,12 @@ def stack(
     tmp_path: Path,
     request: pytest.FixtureRequest,
     fault_report: FaultReport,
+    log_sources: LogSources,
 ) -> Iterator[Stack]:
     """A fresh environment on the shared emulator; its orchestrators are stopped at the end and
     the faults the test injected are counted."""
     made = make_stack(orchestrator_emulator, worker_image_ref, tmp_path, request.node.name[:40])
+    log_sources.watch_stack(made)
     faults = orchestrator_emulator.emulator.faults
     before = faults.injected
     try:

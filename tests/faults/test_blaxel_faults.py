@@ -13,6 +13,7 @@ import pytest
 from emulator.faults import FaultRule
 from emulator.server import EmulatorServer
 from tests.faults.conftest import FaultReport
+from tests.faults.secret_scan import LogSources
 from tests.orchestrator_app.emulated import Orchestrator, Stack, make_stack, wait_for
 
 CREATE = r"^/blaxel/v0/sandboxes$"
@@ -73,13 +74,16 @@ def served(
     orchestrator_emulator: EmulatorServer,
     worker_image_ref: str,
     tmp_path_factory: pytest.TempPathFactory,
+    log_sources: LogSources,
 ) -> Iterator[tuple[Stack, Orchestrator]]:
     """One environment and orchestrator for every case (each case has its own session)."""
     tmp = tmp_path_factory.mktemp("blaxel-faults")
     stack = make_stack(orchestrator_emulator, worker_image_ref, tmp, "blaxel-faults")
+    log_sources.watch_stack(stack, this_test_only=False)
     try:
         yield stack, stack.orchestrator(ORCH_START_RETRIES="2", ORCH_RECOVERY_POLL_SECONDS="0.5")
     finally:
+        log_sources.forget_stack(stack)
         stack.close()
         stack.client.close()
 

@@ -3,13 +3,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from emulator.faults import FaultRule
 from tests.e2e.conftest import EndToEnd, e2e  # noqa: F401  (the fixture, reused as is)
 from tests.faults.conftest import FaultReport
+from tests.faults.secret_scan import LogSources
 
 pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(autouse=True)
+def _engine_output_scanned(e2e: EndToEnd, log_sources: LogSources) -> Iterator[None]:  # noqa: F811
+    """The secret scan reads this test's engine output and its emulator's processes."""
+    log_sources.watch_emulator(e2e.server)
+    log_sources.watch_engine(e2e.project)
+    yield
+    log_sources.forget_emulator(e2e.server)
+
 
 BAD_VALUES = {
     "cma:webhookMode": "sometimes",

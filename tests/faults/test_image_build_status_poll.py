@@ -20,14 +20,19 @@ from emulator.server import EmulatorServer
 from infra.images import image_digest, load_image
 from infra.providers.image import ImageProvider
 from tests.faults.conftest import FaultReport
+from tests.faults.secret_scan import LogSources
 
 FACTORY = "orchestrator_app.image:orchestrator_image"
 
 
 @pytest.fixture
-def server() -> Iterator[EmulatorServer]:
+def server(log_sources: LogSources) -> Iterator[EmulatorServer]:
     with EmulatorServer(timing=fast_timing()) as running:
-        yield running
+        log_sources.watch_emulator(running)
+        try:
+            yield running
+        finally:
+            log_sources.forget_emulator(running)
 
 
 @pytest.mark.timeout(120)  # a guard against the 15-minute stall, not a measurement

@@ -22,6 +22,7 @@ from emulator.server import EmulatorServer
 from tests.faults.conftest import FaultReport
 from tests.faults.injection import Step, StepInjector, install
 from tests.faults.inprocess_engine import InProcessEngine, UpFailed
+from tests.faults.secret_scan import LogSources
 from tests.orchestrator_app.emulated import console
 
 # Providers run in this process here, so the SDK clients they leave to the garbage collector
@@ -37,9 +38,13 @@ CHANGES = ("create", "update", "create-replacement", "delete-replaced")
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
+def server(log_sources: LogSources) -> Iterator[EmulatorServer]:
     with EmulatorServer(timing=fast_timing()) as running:
-        yield running
+        log_sources.watch_emulator(running)
+        try:
+            yield running
+        finally:
+            log_sources.forget_emulator(running)
 
 
 def stack_values(server: EmulatorServer) -> dict[str, str]:

@@ -188,3 +188,43 @@ async def test_a_preview_on_a_reserved_port_is_refused(backend: BlaxelBackend, p
     assert caught.value.status_code == 400
     assert b"INVALID_PORTS" in caught.value.content
     assert f"port {port} is reserved".encode() in caught.value.content
+
+
+async def test_previews_can_come_protocol_relative_and_still_serve(
+    backend: BlaxelBackend,
+) -> None:
+    """The `//host/...` form seen on the real platform (row B2): a switch of the emulator, so
+    product code meets it; a preview keeps the form it was created with."""
+    sandbox = await _serving_sandbox("web-rel")
+    before = await sandbox.previews.create(
+        {"metadata": {"name": "plain"}, "spec": {"port": 8000, "public": True}}
+    )
+    backend.set_preview_url_form("protocol_relative")
+
+    preview = await sandbox.previews.create(
+        {"metadata": {"name": "rel"}, "spec": {"port": 8000, "public": True}}
+    )
+    read_back = await sandbox.previews.get("rel")
+    async with httpx.AsyncClient() as http:
+        response = await _get_when_up(http, normalise_url(preview.url) + "/x")
+
+    assert preview.url.startswith("//127.0.0.1:")
+    assert read_back.url == preview.url
+    assert not before.url.startswith("//")
+    assert (await sandbox.previews.get("plain")).url == before.url
+    assert response.status_code == 201
+    assert response.json()["path"] == "/x"
+
+
+async def test_an_unknown_preview_url_form_is_refused_naming_the_setting(
+    backend: BlaxelBackend,
+) -> None:
+    from emulator.config import EmulatorConfig
+
+    with pytest.raises(ValueError, match="preview_url_form must be one of"):
+        backend.set_preview_url_form("ftp")
+    with pytest.raises(ValueError, match="preview_url_form must be one of"):
+        EmulatorConfig(
+            public_base_url="http://127.0.0.1:1", data_dir=backend.root, preview_url_form="x"
+        )
+    assert backend.preview_url_form == "scheme_less"

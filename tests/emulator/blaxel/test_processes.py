@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
+import anyio
+import httpx
 import pytest
 from blaxel.core import SandboxInstance
 from blaxel.core.sandbox.types import ResponseError
 
 from emulator.blaxel import BlaxelBackend
+from tests.emulator.blaxel.conftest import API_KEY, WORKSPACE
 
 pytestmark = pytest.mark.anyio
 
@@ -233,3 +239,121 @@ async def test_a_process_that_succeeds_is_not_restarted(backend: BlaxelBackend) 
 
     assert done.restart_count == 0
     assert done.status == "completed"
+
+
+# Restart semantics of the sandbox API (blaxel-ai/sandbox `sandbox-api/src/handler/process/`
+# `shouldRestart`, `termination.go` `waitForRun`): docs/platform-contract.md row B21.
+
+
+async def test_max_restarts_zero_means_no_restart_even_with_restart_on_failure(
+    backend: BlaxelBackend,
+) -> None:
+    sandbox = await _sandbox()
+    await sandbox.process.exec(
+        {"name": "zero", "command": "exit 3", "restart_on_failure": True, "max_restarts": 0}
+    )
+
+    done = await sandbox.process.wait("zero", max_wait=10000, interval=50)
+
+    assert (done.status, done.exit_code, done.restart_count) == ("failed", 3, 0)
+
+
+async def test_a_negative_max_restarts_reruns_without_limit_until_stopped(
+    backend: BlaxelBackend,
+) -> None:
+    sandbox = await _sandbox()
+    started = await sandbox.process.exec(
+        {"name": "forever", "command": "exit 1", "restart_on_failure": True, "max_restarts": -1}
+    )
+    process = backend.get_process_record("proc", "forever")
+    deadline = time.monotonic() + 10
+    while process.restart_count < 5 and time.monotonic() < deadline:
+        await anyio.sleep(0.02)
+
+    running = await sandbox.process.get("forever")
+    await sandbox.process.stop("forever")
+    stopped = await sandbox.process.wait("forever", max_wait=10000, interval=50)
+
+    assert process.restart_count >= 5  # past any finite default
+    assert running.status == "running"  # between runs it still reads running
+    assert running.pid == started.pid
+    assert stopped.status == "stopped"
+
+
+async def test_a_kill_through_the_api_is_not_a_failure_and_is_not_restarted(
+    backend: BlaxelBackend,
+) -> None:
+    sandbox = await _sandbox()
+    await sandbox.process.exec(
+        {"name": "k", "command": "sleep 30", "restart_on_failure": True, "max_restarts": 3}
+    )
+
+    await sandbox.process.kill("k")
+    done = await sandbox.process.wait("k", max_wait=10000, interval=50)
+
+    assert (done.status, done.exit_code, done.restart_count) == ("killed", -1, 0)
+
+
+async def _until_runs(sandbox: SandboxInstance, count: int) -> None:
+    """Until the process's runs have written `count` lines to /runs (each run writes one)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if (await sandbox.fs.read("/runs")).count("run") >= count:
+                return
+        except ResponseError:
+            pass  # not written yet
+        await anyio.sleep(0.02)
+    raise AssertionError(f"never {count} runs")
+
+
+async def test_a_crash_reruns_the_process_and_a_stop_in_the_pause_cancels_the_next_run(
+    backend: BlaxelBackend,
+) -> None:
+    backend.timing.update(process_restart_s=0.5)
+    sandbox = await _sandbox()
+    await sandbox.process.exec(
+        {
+            "name": "srv",
+            "command": "echo run >> runs; exec sleep 30",
+            "working_dir": "/",
+            "restart_on_failure": True,
+            "max_restarts": 5,
+        }
+    )
+    await _until_runs(sandbox, 1)
+
+    first = await anyio.to_thread.run_sync(backend.crash_process, "proc", "srv")
+    process = backend.get_process_record("proc", "srv")
+    second = process.os_pid
+    await _until_runs(sandbox, 2)
+    os.killpg(second, signal.SIGKILL)  # a second crash: now in the pause before run three
+    await anyio.sleep(0.1)
+    await sandbox.process.stop("srv")
+    done = await sandbox.process.wait("srv", max_wait=10000, interval=50)
+    runs = await sandbox.fs.read("/runs")
+
+    assert first != second
+    assert (done.status, done.restart_count) == ("stopped", 2)
+    assert runs.count("run") == 2  # the stopped pause started no third run
+
+
+async def test_restart_fields_of_the_wrong_type_are_refused_naming_the_field(
+    backend: BlaxelBackend,
+) -> None:
+    sandbox = await _sandbox()
+    url = sandbox.metadata.url + "/process"
+    headers = {"X-Blaxel-Authorization": f"Bearer {API_KEY}", "X-Blaxel-Workspace": WORKSPACE}
+
+    async with httpx.AsyncClient() as http:
+        limit = await http.post(
+            url, json={"command": "true", "maxRestarts": "three"}, headers=headers
+        )
+        flag = await http.post(
+            url, json={"command": "true", "restartOnFailure": "yes"}, headers=headers
+        )
+
+    assert limit.status_code == 400
+    assert "maxRestarts must be an integer" in limit.json()["error"]
+    assert flag.status_code == 400
+    assert "restartOnFailure must be a boolean" in flag.json()["error"]

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
@@ -69,7 +69,13 @@ class AnthropicServer:
 def _receiver_route(receivers: dict[str, Receiver]) -> Route:
     async def receive(request: Request) -> Response:
         receiver = receivers.setdefault(request.path_params["name"], Receiver())
-        receiver.requests.append((dict(request.headers), (await request.body()).decode()))
+        try:
+            body = (await request.body()).decode()
+        except ClientDisconnect:
+            # The sender went away mid-request: a reset between tests cancels the deliveries
+            # still in flight. Not the emulator's error, and nothing was received.
+            return Response(status_code=499)
+        receiver.requests.append((dict(request.headers), body))
         status = receiver.statuses.pop(0) if receiver.statuses else 200
         return JSONResponse({"ok": status < 300}, status_code=status)
 

@@ -197,9 +197,13 @@ class SandboxOps(BlaxelState):
             sandbox, {boot.LOCAL_API_VARIABLE: local_api}, self.config.sandbox_path_prefix
         )
         try:
-            sandbox.processes.start_boot(shlex.join(boot.host_argv(argv, sandbox.root)), cwd, env)
+            process = sandbox.processes.start_boot(
+                shlex.join(boot.host_argv(argv, sandbox.root)), cwd, env
+            )
         except BadRequest as exc:  # no shell on PATH: the sandbox boots with nothing started
             logger.warning("blaxel emulator: boot of %s failed: %s", sandbox.name, exc)
+            return
+        self.started_processes.append((sandbox.name, process))  # its output is inspected too
 
     def sandbox_by_local_token(self, token: str) -> Sandbox | None:
         """The live sandbox whose boot process was given this local API URL."""

@@ -32,11 +32,18 @@ SURVIVORS_FILE = Path(__file__).resolve().parent / "mutation_survivors.json"
 
 # Module → the fast tests that pin its behaviour (no engine, no long waits).
 TARGETS: dict[str, list[str]] = {
-    "infra/providers/sandbox.py": ["tests/infra/test_diffs.py", "tests/infra/test_payloads.py"],
+    "infra/providers/sandbox.py": [
+        "tests/infra/test_diffs.py",
+        "tests/infra/test_payloads.py",
+        "tests/infra/test_image_recipe.py",
+    ],
     "infra/config.py": ["tests/infra/test_config.py"],
     "orchestrator_app/workers.py": ["tests/orchestrator_app/test_workers.py"],
     "orchestrator_app/webhooks.py": ["tests/orchestrator_app/test_webhooks.py"],
-    "orchestrator_app/dispatch.py": ["tests/orchestrator_app/test_dispatch.py"],
+    "orchestrator_app/dispatch.py": [
+        "tests/orchestrator_app/test_dispatch.py",
+        "tests/orchestrator_app/test_work_queue.py",
+    ],
 }
 
 COMPARE_SWAPS: dict[type, type] = {

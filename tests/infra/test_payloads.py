@@ -191,6 +191,46 @@ def test_poll_mode_expects_ready_with_the_environment_key_alone() -> None:
     assert not expects_ready({**poll, "secrets": {}})
 
 
+def test_the_state_volume_is_made_in_the_sandboxs_region_with_its_owners_mark() -> None:
+    props = sandbox.SandboxProps(
+        sandbox_name="orch",
+        image="img",
+        region="eu-lon-1",
+        state_volume="orch-state",
+        labels={"team": "a"},
+        owner=Owner("p", "prod"),
+    )
+    body = sandbox.volume_payload(props)
+    assert body["metadata"]["name"] == "orch-state"
+    assert body["metadata"]["labels"] == {"team": "a", "cma-project": "p", "cma-stack": "prod"}
+    assert body["spec"] == {"size": 512, "region": "eu-lon-1"}
+    spec = sandbox.sandbox_spec(props)
+    assert spec["volumes"] == [{"name": "orch-state", "mountPath": "/app/state", "readOnly": False}]
+
+
+def test_refresh_reads_the_live_sandbox_without_our_marks_as_its_labels() -> None:
+    props = sandbox.SandboxProps(
+        sandbox_name="orch",
+        image="img:1",
+        image_digest="sha256:abc",
+        state_volume="orch-state",
+        labels={"team": "a"},
+        owner=Owner("p", "prod"),
+    )
+    live = {
+        "metadata": {"labels": {"team": "b", "cma-project": "p", "cma-stack": "prod"}},
+        "spec": {
+            "runtime": {"image": "img:2", "memory": 2048, "ports": [{"target": 8000}]},
+            "volumes": [{"name": "other", "mountPath": "/app/state"}],
+        },
+    }
+    found = sandbox.live_props(props, live, [])
+    assert found.labels == {"team": "b"}  # drift shown; the ownership mark is not a label
+    assert found.owner == Owner("p", "prod")
+    assert (found.image, found.memory_mb, found.state_volume) == ("img:2", 2048, "other")
+    assert found.preview_name == ""  # no preview: `up` makes it again
+
+
 def test_a_public_preview_shows_as_drift_only_where_none_is_declared() -> None:
     props = sandbox.SandboxProps(sandbox_name="orch", image="img", preview_name="")
     public = {"metadata": {"name": "leak"}, "spec": {"port": 8000, "public": True}}

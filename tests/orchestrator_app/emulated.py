@@ -270,11 +270,9 @@ def iter_known_secrets(stack: Stack) -> Iterator[str]:
         if secret:
             yield secret
             yield secret.removeprefix("whsec_")
-    for item in stack.server.emulator.anthropic.work_items.values():
-        if item.sessions_token:
-            yield item.sessions_token
-    # Every work secret is base64 of '{"sessions_token": ...': its encoded opening.
-    yield "eyJzZXNzaW9uc190b2tlbiI6"
+    # Every credential the emulator handed out: environment keys, signing secrets, sessions
+    # tokens and whole work secrets.
+    yield from list(stack.server.emulator.anthropic.issued_secrets)
 
 
 def sandbox_process_output(server: EmulatorServer) -> str:

@@ -6,7 +6,10 @@ share nothing and can run in any order.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +60,27 @@ class EndToEnd:
         return do_console_steps(
             self.project, self.emulator_info, outputs, self.work_dir / "console.json"
         )
+
+    def run_session(self) -> str:
+        """One session through the stack's agent and environment, as `examples/run_session.py`
+        runs it for a user; its transcript (it ended with EXAMPLE: PASS)."""
+        info = self.emulator_info
+        env = {
+            **os.environ,
+            "ANTHROPIC_API_KEY": info["anthropic_api_key"],
+            "BL_API_KEY": info["blaxel_api_key"],
+            "BL_WORKSPACE": info["blaxel_workspace"],
+        }
+        done = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "examples" / "run_session.py"), "--timeout", "90"],
+            input=json.dumps(self.project.outputs()),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+        )
+        assert "EXAMPLE: PASS" in done.stdout, done.stdout + done.stderr
+        return done.stdout
 
     def up_fully_wired(self) -> dict[str, Any]:
         """`pulumi up`, the Console steps, `pulumi up` again: the README's path, as outputs."""

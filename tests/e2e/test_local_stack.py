@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import httpx
 import pytest
 
 from emulator.faults import FaultRule
-from scripts.engine import REPO_ROOT
 from tests.e2e.conftest import EndToEnd
 
 pytestmark = pytest.mark.engine
@@ -69,24 +65,8 @@ def test_setting_the_signing_secret_restarts_the_server_in_place_behind_the_same
 
 
 def test_a_session_is_served_end_to_end_by_a_worker_sandbox_of_the_stack(e2e: EndToEnd) -> None:
-    outputs = e2e.up_fully_wired()
-    info = e2e.emulator_info
-    env = {
-        **os.environ,
-        "ANTHROPIC_API_KEY": info["anthropic_api_key"],
-        "BL_API_KEY": info["blaxel_api_key"],
-        "BL_WORKSPACE": info["blaxel_workspace"],
-    }
-    done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "examples" / "run_session.py"), "--timeout", "90"],
-        input=json.dumps(outputs),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
-    assert "EXAMPLE: PASS" in done.stdout, done.stdout + done.stderr
-    assert "user.tool_result" in done.stdout
+    e2e.up_fully_wired()
+    assert "user.tool_result" in e2e.run_session()
 
 
 def test_an_up_that_fails_midway_converges_on_the_next_up_without_duplicates(

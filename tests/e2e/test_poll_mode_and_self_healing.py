@@ -6,40 +6,14 @@ example client (`examples/run_session.py`), as a user would run it.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from scripts.engine import REPO_ROOT
 from tests.e2e.conftest import EndToEnd
 from tests.e2e.test_stack_semantics import by_type
-
-
-def run_session(e2e: EndToEnd) -> str:
-    """One session through the stack's agent and environment; its transcript."""
-    info = e2e.emulator_info
-    env = {
-        **os.environ,
-        "ANTHROPIC_API_KEY": info["anthropic_api_key"],
-        "BL_API_KEY": info["blaxel_api_key"],
-        "BL_WORKSPACE": info["blaxel_workspace"],
-    }
-    done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "examples" / "run_session.py"), "--timeout", "90"],
-        input=json.dumps(e2e.project.outputs()),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
-    assert "EXAMPLE: PASS" in done.stdout, done.stdout + done.stderr
-    return done.stdout
 
 
 def orchestrator_sandbox(e2e: EndToEnd, outputs: dict[str, Any]) -> Any:
@@ -66,7 +40,7 @@ def test_poll_mode_serves_sessions_with_no_public_endpoint_and_switches_modes_in
     assert "pulumi-python:dynamic/cma:WebhookEndpoint" not in by_type(e2e.project)
     assert httpx.get(webhook_mode["orchestrator_url"] + "/health", timeout=10).status_code != 200
     deliveries = len(e2e.server.emulator.anthropic.deliveries)
-    run_session(e2e)
+    e2e.run_session()
     # Served by polling: no delivery reached the orchestrator (there is no URL to reach).
     assert not any(d.delivered for d in e2e.server.emulator.anthropic.deliveries[deliveries:])
     assert set(e2e.project.preview_changes()) == {"same"}
@@ -79,7 +53,7 @@ def test_poll_mode_serves_sessions_with_no_public_endpoint_and_switches_modes_in
     assert back["orchestrator_url"] == webhook_mode["orchestrator_url"]
     assert back["webhook_url"] == webhook_mode["webhook_url"]
     assert httpx.get(back["orchestrator_url"] + "/ready", timeout=10).status_code == 200
-    run_session(e2e)
+    e2e.run_session()
 
 
 def test_the_orchestrator_comes_back_by_itself_after_a_crash_and_after_a_rebuild(
@@ -95,12 +69,12 @@ def test_the_orchestrator_comes_back_by_itself_after_a_crash_and_after_a_rebuild
     assert crashed.status_code == 200, crashed.text
     record = e2e.server.emulator.blaxel.get_sandbox(sandbox).processes.get(process)
     wait_until(lambda: record.restart_count >= 1 and record.status == "running")
-    run_session(e2e)
+    e2e.run_session()
 
     # A rebuild (processes and files gone): the image's entrypoint starts the server again.
     assert httpx.post(f"{controls}/recreate", timeout=10).status_code == 200
     wait_until(lambda: ready(outputs["orchestrator_url"]))
-    run_session(e2e)
+    e2e.run_session()
 
     # Refresh finds the server running as `up` left it: nothing to change, nobody ran `up`.
     e2e.project.run("refresh", "--yes", "--skip-preview")

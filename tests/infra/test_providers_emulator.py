@@ -87,6 +87,25 @@ def orchestrator_image_ref(emulator: EmulatorServer) -> str:
     return str(configured(ImageProvider).create(props).outs["image"])
 
 
+def emulator_args(emulator: EmulatorServer, dispatch_mode: str = "webhook") -> OrchestratorArgs:
+    """The orchestrator's arguments that matter to its settings: the emulator's URLs."""
+    c = emulator.config
+    return OrchestratorArgs(
+        anthropic_base_url=c.anthropic_base_url,
+        blaxel_base_url=c.blaxel_base_url,
+        blaxel_workspace=c.blaxel_workspace,
+        blaxel_api_key="",
+        sandbox_name="",
+        owner=Owner("cma-blaxel", "test"),
+        image="",
+        image_digest="",
+        environment_id="",
+        worker_image="",
+        environment_key="",
+        dispatch_mode=dispatch_mode,  # type: ignore[arg-type]
+    )
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -319,19 +338,7 @@ def test_server_restarts_in_place_when_secrets_arrive(
         sandbox_props(blaxel_props, orchestrator_image_ref)
     )
     url = sandbox.outs["url"]
-    args = OrchestratorArgs(
-        anthropic_base_url=c.anthropic_base_url,
-        blaxel_base_url=c.blaxel_base_url,
-        blaxel_workspace=c.blaxel_workspace,
-        blaxel_api_key="",
-        sandbox_name=sandbox.id,
-        owner=Owner("cma-blaxel", "test"),
-        image="",
-        image_digest="",
-        environment_id="",
-        worker_image="",
-        environment_key="",
-    )
+    args = emulator_args(emulator)
     props = {
         **blaxel_props,
         "sandbox_name": sandbox.id,
@@ -372,20 +379,7 @@ def test_a_poll_mode_server_is_awaited_through_the_sandbox_api_with_no_preview(
         {**sandbox_props(blaxel_props, orchestrator_image_ref), "preview_name": ""}
     )
     assert sandbox.outs["url"] == ""
-    args = OrchestratorArgs(
-        anthropic_base_url=c.anthropic_base_url,
-        blaxel_base_url=c.blaxel_base_url,
-        blaxel_workspace=c.blaxel_workspace,
-        blaxel_api_key="",
-        sandbox_name=sandbox.id,
-        owner=Owner("cma-blaxel", "test"),
-        image="",
-        image_digest="",
-        environment_id="",
-        worker_image="",
-        environment_key="",
-        dispatch_mode="poll",
-    )
+    args = emulator_args(emulator, dispatch_mode="poll")
     key = httpx.post(f"{c.console_url}/environments/{env.id}/keys").json()["key"]
     props = {
         **blaxel_props,
@@ -415,19 +409,7 @@ def test_a_rebuilt_orchestrator_sandbox_starts_its_server_again_and_a_deleted_on
             "state_volume": f"{name}-state",
         }
     )
-    args = OrchestratorArgs(
-        anthropic_base_url=c.anthropic_base_url,
-        blaxel_base_url=c.blaxel_base_url,
-        blaxel_workspace=c.blaxel_workspace,
-        blaxel_api_key="",
-        sandbox_name=name,
-        owner=Owner("cma-blaxel", "test"),
-        image="",
-        image_digest="",
-        environment_id="",
-        worker_image="",
-        environment_key="",
-    )
+    args = emulator_args(emulator)
     props = {
         **blaxel_props,
         "sandbox_name": name,
@@ -473,19 +455,7 @@ def test_an_up_that_redeploys_the_sandbox_leaves_exactly_its_own_server_running(
         "state_file": "/app/state/server-process.json",
     }
     sandbox = configured(SandboxProvider).create(sandbox_in)
-    args = OrchestratorArgs(
-        anthropic_base_url=c.anthropic_base_url,
-        blaxel_base_url=c.blaxel_base_url,
-        blaxel_workspace=c.blaxel_workspace,
-        blaxel_api_key="",
-        sandbox_name=name,
-        owner=Owner("cma-blaxel", "test"),
-        image="",
-        image_digest="",
-        environment_id="",
-        worker_image="",
-        environment_key="",
-    )
+    args = emulator_args(emulator)
     server_in = {
         **blaxel_props,
         "sandbox_name": name,

@@ -28,6 +28,7 @@ from infra.providers.image import ImageProvider
 from infra.providers.sandbox import SandboxProvider
 from infra.providers.server import ServerProvider
 from infra.providers.webhook import WebhookProvider
+from infra.status import orchestrator_section
 
 ORCHESTRATOR_FACTORY = "orchestrator_app.image:orchestrator_image"
 # The stack config the engine would hand every provider's configure() (set per module).
@@ -386,7 +387,7 @@ def test_a_poll_mode_server_is_awaited_through_the_sandbox_api_with_no_preview(
         "sandbox_name": sandbox.id,
         "url": "",
         "settings": server_settings(args, env.id, "local/sandbox/worker:1"),
-        "secrets": server_secrets(key, "", c.blaxel_api_key),
+        "secrets": server_secrets(key, "", c.blaxel_api_key, status_token="status-tok"),
         "private_port": 8000,
     }
     started = configured(ServerProvider).create(props)  # waits for /ready (no signing secret)
@@ -394,6 +395,12 @@ def test_a_poll_mode_server_is_awaited_through_the_sandbox_api_with_no_preview(
     creds = configured(ServerProvider).blaxel()
     status, body = bl.fetch_port(creds, sandbox.id, 8000, "/ready")
     assert status == 200 and "ready" in body
+    # The status command reaches /status the same way: the stack has no orchestrator_url.
+    outputs = {"orchestrator_url": "", "orchestrator_sandbox": sandbox.id}
+    report = orchestrator_section({**outputs, "status_token": "status-tok"}, blaxel_creds=creds)
+    assert report["environment_id"] == env.id and report["dispatching"] is True
+    refused = orchestrator_section({**outputs, "status_token": "wrong"}, blaxel_creds=creds)
+    assert refused == {"error": f"port 8000/status of sandbox {sandbox.id} answered 401"}
     configured(ServerProvider).delete(started.id, started.outs)
 
 

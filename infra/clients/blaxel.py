@@ -232,29 +232,37 @@ def _instance(creds: BlaxelCredentials, sandbox_name: str) -> SyncSandboxInstanc
         return SyncSandboxInstance.get(sandbox_name)
 
 
+def _in_sandbox(
+    creds: BlaxelCredentials, sandbox_name: str, what: str, call: Callable[[Any], T]
+) -> T:
+    """One sandbox-API call, retried like every one: the first call after a standby may fail
+    once (DESIGN §3)."""
+
+    def once() -> T:
+        sandbox = _instance(creds, sandbox_name)
+        with _mapped(f"{what} in {sandbox_name}"):
+            return call(sandbox)
+
+    return with_retries(once)
+
+
 def start_process(
     creds: BlaxelCredentials, sandbox_name: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     """Start a long-running process (a payload of `process_payload`), not waiting for it."""
-
-    def once() -> dict[str, Any]:
-        sandbox = _instance(creds, sandbox_name)
-        with _mapped(f"start process in {sandbox_name}"):
-            result = sandbox.process.exec(body)
-        return dict(result.to_dict())
-
-    return with_retries(once)
+    return _in_sandbox(
+        creds, sandbox_name, "start process", lambda s: dict(s.process.exec(body).to_dict())
+    )
 
 
 def get_process(creds: BlaxelCredentials, sandbox_name: str, process: str) -> dict[str, Any]:
     """A process's state (status, exit code, output tail)."""
-
-    def once() -> dict[str, Any]:
-        sandbox = _instance(creds, sandbox_name)
-        with _mapped(f"get process {process} in {sandbox_name}"):
-            return dict(sandbox.process.get(process).to_dict())
-
-    return with_retries(once)
+    return _in_sandbox(
+        creds,
+        sandbox_name,
+        f"get process {process}",
+        lambda s: dict(s.process.get(process).to_dict()),
+    )
 
 
 def fetch_port(
@@ -273,16 +281,11 @@ def fetch_port(
 
 
 def kill_process(creds: BlaxelCredentials, sandbox_name: str, process: str) -> None:
-    """Kill a process; not running, unknown, or sandbox gone is success. Retried like every
-    sandbox-API call: the first call after a standby may fail once (DESIGN §3)."""
-
-    def once() -> None:
-        sandbox = _instance(creds, sandbox_name)
-        with _mapped(f"kill process {process} in {sandbox_name}"):
-            sandbox.process.kill(process)
-
+    """Kill a process; not running, unknown, or sandbox gone is success."""
     try:
-        with_retries(once)
+        _in_sandbox(
+            creds, sandbox_name, f"kill process {process}", lambda s: s.process.kill(process)
+        )
     except NotFound:
         return
 
@@ -446,24 +449,12 @@ def create_volume_from_spec(creds: BlaxelCredentials, body: dict[str, Any]) -> d
 
 def write_file(creds: BlaxelCredentials, sandbox_name: str, path: str, content: str) -> None:
     """Write a file in a sandbox through its filesystem API (parents created)."""
-
-    def once() -> None:
-        sandbox = _instance(creds, sandbox_name)
-        with _mapped(f"write {path} in {sandbox_name}"):
-            sandbox.fs.write(path, content)
-
-    with_retries(once)
+    _in_sandbox(creds, sandbox_name, f"write {path}", lambda s: s.fs.write(path, content))
 
 
 def remove_file(creds: BlaxelCredentials, sandbox_name: str, path: str) -> None:
     """Remove a file in a sandbox; already gone (or the sandbox gone) is success."""
-
-    def once() -> None:
-        sandbox = _instance(creds, sandbox_name)
-        with _mapped(f"remove {path} in {sandbox_name}"):
-            sandbox.fs.rm(path)
-
     try:
-        with_retries(once)
+        _in_sandbox(creds, sandbox_name, f"remove {path}", lambda s: s.fs.rm(path))
     except NotFound:
         return

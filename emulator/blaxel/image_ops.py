@@ -50,5 +50,6 @@ class ImageOps(SandboxOps):
             if sandbox.status != "DEPLOYING" or self.sandboxes.get(sandbox.name) is not sandbox:
                 return  # deleted, replaced or reset meanwhile
             sandbox.spec["runtime"]["image"] = image.ref
+            self.images.deployed(image)
             sandbox.processes.kill_all()
             self._provision(sandbox, deploy_s=0)

@@ -126,8 +126,15 @@ class ImageStore:
         image = Image(image_ref(self.workspace, name, tag), name, tag, target, len(archive), digest)
         with self._lock:
             self._images[(name, tag)] = image
-            self._latest[name] = image
         return image
+
+    def deployed(self, image: Image) -> None:
+        """The build of `image` is over: `:latest` now names it (a sandbox created from
+        `<name>:latest` gets the newest *deployed* version, docs.blaxel.ai knowledge base
+        "Ensure sandboxes use the latest deployed image"; one still building is not it)."""
+        with self._lock:
+            if self._images.get((image.name, image.tag)) is image:
+                self._latest[image.name] = image
 
     def resolve(self, ref: str) -> Image | None:
         """The pushed image a spec names; None for images the emulator never received."""

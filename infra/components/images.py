@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 
 from infra.images import choose_factory, image_digest, load_image
-from infra.providers.image import SandboxImage
+from infra.providers.image import SandboxImage, latest_image_ref
 from infra.worker_image import WorkerImageConfig, build_worker_image
 
 
@@ -65,7 +65,10 @@ def image_props(spec: ImageSpec) -> dict[str, object]:
 class SandboxImages(pulumi.ComponentResource):
     """Pushes both images; each push happens only when its content digest changes."""
 
-    worker_image: pulumi.Output[str]
+    worker_image: pulumi.Output[str]  # the pushed version's ref
+    # What worker sandboxes are created from: the newest deployed version (or the prebuilt
+    # ref); unchanged by a push, so a new worker image changes no orchestrator setting.
+    worker_image_for_sandboxes: pulumi.Output[str]
     orchestrator_image: pulumi.Output[str]
     orchestrator_digest: pulumi.Output[str]
 
@@ -77,9 +80,13 @@ class SandboxImages(pulumi.ComponentResource):
         self.worker: SandboxImage | None = None
         if args.worker.prebuilt:
             self.worker_image = pulumi.Output.from_input(args.worker.prebuilt)
+            self.worker_image_for_sandboxes = self.worker_image
         else:
             self.worker = SandboxImage(f"{name}-worker", image_props(args.worker), child)
             self.worker_image = self.worker.image
+            self.worker_image_for_sandboxes = pulumi.Output.from_input(
+                latest_image_ref(args.worker.image_name)
+            )
         self.orchestrator = SandboxImage(
             f"{name}-orchestrator", image_props(args.orchestrator), child
         )

@@ -142,7 +142,7 @@ class CmaBlaxelStack(pulumi.ComponentResource):
                 image=self.images.orchestrator_image,
                 image_digest=self.images.orchestrator_digest,
                 environment_id=self.platform.environment_id,
-                worker_image=self.images.worker_image,
+                worker_image=self.images.worker_image_for_sandboxes,
                 environment_key=secret_output(cfg.environment_key),
                 worker_proxy_secret=secret_output(cfg.worker_proxy_secret),
                 dispatch_mode=cfg.dispatch_mode,

@@ -35,6 +35,19 @@ def image_ref(live: dict[str, Any], name: str) -> str:
     return str(runtime.get("image") or f"{name}:latest")
 
 
+def latest_image_ref(name: str) -> str:
+    """The ref that gives each *new* sandbox the image's newest deployed version (pure).
+
+    Blaxel resolves `:latest` (the default tag) when a sandbox is created, and a sandbox keeps
+    the version it was created with (docs.blaxel.ai, knowledge base "Ensure sandboxes use the
+    latest deployed image"); a workspace's own image is named `sandbox/<name>` (Blaxel's CMA
+    cookbook, blaxel-ai/cma-blaxel-sandbox orchestrator/app.py: `sandbox/cma-worker:latest`).
+    The orchestrator is given this ref, known at preview from the name alone, so a new worker
+    image reaches new workers without a change to the orchestrator's settings.
+    """
+    return f"sandbox/{name}:latest"
+
+
 def image_outputs(p: ImageProps, ref: str) -> dict[str, Any]:
     """State: inputs and the image ref (pure)."""
     return {**p.model_dump(), "image": ref}

@@ -1,7 +1,8 @@
 """Agents as code through the real engine: two agents and one custom tool come up, a session
 on the agent that lists the tool gets its result from a worker of the stack, editing the tool's
-code previews as the worker image and that agent (and the server, which follows the image's
-ref), an out-of-band edit shows on refresh."""
+code previews as the worker image and that agent and nothing else (no orchestrator restart),
+and after `up` a new session's worker serves the edited tool; an out-of-band edit shows on
+refresh."""
 
 from __future__ import annotations
 
@@ -92,15 +93,29 @@ def test_two_agents_and_a_custom_tool_end_to_end(e2e: EndToEnd) -> None:
         assert preview_ops(e2e) == {}  # an unchanged stack, agents enriched by the API
 
         (project_dir / "orders_tools.py").write_text(TOOL.replace("{status}", "delayed"))
-        changed = preview_ops(e2e)
-        assert changed["cma-images-worker"] == changed["cma-platform-agent"] == "update"
-        # Only the agent that lists the tool; the server follows the worker image's ref, which
-        # a preview cannot know before the push (the image provider's output).
-        assert set(changed) - {"cma-orchestrator-server"} == {
-            "cma-images-worker",
-            "cma-platform-agent",
-        }
-        (project_dir / "orders_tools.py").write_text(TOOL.replace("{status}", "shipped"))
+        # The worker image and the agent that lists the tool, and nothing else: the server
+        # makes workers from the image's `:latest`, so it needs no new settings.
+        assert preview_ops(e2e) == {"cma-images-worker": "update", "cma-platform-agent": "update"}
+        e2e.project.up()
+        edited: dict[str, Any] = e2e.project.outputs()
+        assert edited["orchestrator_revision"] == outputs["orchestrator_revision"]
+        assert edited["agents"]["orders"]["version"] > outputs["agents"]["orders"]["version"]
+        # A new session's worker is made from the new image and serves the edited tool.
+        session = client.beta.sessions.create(
+            agent=orders.id, environment_id=outputs["environment_id"]
+        )
+        client.beta.sessions.events.send(
+            session.id,
+            events=[
+                {
+                    "type": "user.message",
+                    "content": [
+                        {"type": "text", "text": 'custom lookup_order: {"order_id": "A2"}'}
+                    ],
+                }
+            ],
+        )
+        assert reply(client, session.id) == "Done. lookup_order (ok): order A2: delayed"
 
         reviewer_id = outputs["agents"]["reviewer"]["id"]
         version = client.beta.agents.retrieve(reviewer_id).version

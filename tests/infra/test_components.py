@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -249,6 +250,25 @@ def test_outputs_name_everything_and_list_next_steps(
     assert outputs["worker_image"] == "cma-blaxel-test-worker-img:latest"
     assert len(outputs["next_steps"]) == 2
     assert "env_mock" in outputs["next_steps"][0]
+
+
+def test_workers_are_made_from_the_worker_images_latest_version_not_the_pushed_ref(
+    registrations: dict[str, Registration],
+) -> None:
+    # Issue 14: a new worker image (a tool edit) must not change the orchestrator's settings,
+    # so the server is given the name's `:latest` ref, known before any push.
+    outputs = _run({})
+    settings = registrations["cma-orchestrator-server"].inputs["settings"]
+    assert settings["ORCH_WORKER_IMAGE"] == "sandbox/cma-blaxel-test-worker-img:latest"
+    assert outputs["worker_image"] != settings["ORCH_WORKER_IMAGE"]  # the pushed version
+
+
+def test_a_prebuilt_worker_image_reaches_the_orchestrator_as_it_is(
+    registrations: dict[str, Registration],
+) -> None:
+    _run({"cma:workerImage": json.dumps({"image": "registry.example.com/w:1"})})
+    settings = registrations["cma-orchestrator-server"].inputs["settings"]
+    assert settings["ORCH_WORKER_IMAGE"] == "registry.example.com/w:1"
 
 
 def test_poll_mode_has_no_webhook_nor_public_preview_and_asks_only_for_the_environment_key(

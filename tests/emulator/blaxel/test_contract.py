@@ -67,10 +67,10 @@ async def test_a_hub_image_needs_no_push(backend: BlaxelBackend) -> None:
 
 async def test_env_path_extends_the_base_images_default_path(backend: BlaxelBackend) -> None:
     """Row "Dockerfile ENV PATH": `${PATH}` is Docker's default, so bash stays reachable."""
-    backend.images.push(
+    image = backend.images.push(
         "pathy", _context('FROM python:3.11-slim\nENV PATH="/opt/tools/bin:${PATH}"\n')
     )
-    sandbox = await SandboxInstance.create({"name": "pathy", "image": "pathy"})
+    sandbox = await SandboxInstance.create({"name": "pathy", "image": image.ref})
 
     out = await _run(sandbox, 'echo "$PATH"; command -v bash; python3 -c "print(7)"')
 
@@ -89,8 +89,8 @@ async def test_only_the_final_stage_of_a_multi_stage_build_applies(
         "FROM python:3.11-slim\nWORKDIR /app\nENV STAGE=final\nCOPY final.txt /app/\n"
         "COPY --from=builder /build /app/from-builder\n"
     )
-    backend.images.push("multi", _context(dockerfile))
-    sandbox = await SandboxInstance.create({"name": "multi", "image": "multi"})
+    image = backend.images.push("multi", _context(dockerfile))
+    sandbox = await SandboxInstance.create({"name": "multi", "image": image.ref})
 
     out = await _run(sandbox, 'echo "$STAGE-${ONLY_BUILDER:-unset}"; pwd; ls; ls /build 2>&1')
 

@@ -54,18 +54,47 @@ async def test_built_image_is_pushed_and_a_sandbox_from_it_sees_its_files(
 
 
 @pytest.mark.anyio
-async def test_latest_tag_and_short_spellings_resolve_to_the_last_push(
+async def test_latest_tag_and_short_spellings_resolve_to_the_last_deployed_push(
     backend: BlaxelBackend,
 ) -> None:
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("Dockerfile", "FROM python:3.11-slim\n")
     pushed = backend.images.push("img-short", archive.getvalue())
+    assert backend.images.resolve("img-short:latest") is None  # still building
+    backend.images.deployed(pushed)
 
     for ref in ("img-short", "img-short:latest", "sandbox/img-short", "test-ws/sandbox/img-short"):
         assert backend.images.resolve(ref) is pushed, ref
     assert backend.images.resolve(pushed.ref) is pushed
     assert backend.images.resolve("img-short:other-tag") is None
+
+
+@pytest.mark.anyio
+async def test_a_sandbox_from_latest_gets_the_newest_deployed_version_and_keeps_it(
+    backend: BlaxelBackend, tmp_path: Path
+) -> None:
+    async def build(version: str) -> None:
+        (tmp_path / "version.txt").write_text(version)
+        image = (
+            ImageInstance.from_registry("python:3.11-slim")
+            .workdir("/app")
+            .add_local_file(str(tmp_path / "version.txt"), "/app/version.txt")
+        )
+        await image.build(name="tools-img")
+
+    async def version_in(name: str) -> str:
+        sandbox = await SandboxInstance.create({"name": name, "image": "sandbox/tools-img:latest"})
+        return str(await sandbox.fs.read("/app/version.txt"))
+
+    await build("1")
+    first = await version_in("made-before")
+    await build("2")
+    kept = await (await SandboxInstance.get("made-before")).fs.read("/app/version.txt")
+    second = await version_in("made-after")
+
+    # Blaxel resolves :latest at creation; a sandbox keeps the version it was made from.
+    assert (first, kept, second) == ("1", "1", "2")
 
 
 @pytest.mark.anyio

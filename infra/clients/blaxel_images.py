@@ -29,12 +29,14 @@ def push_image(
     name: str,
     image: ImageInstance,
     memory_mb: int,
+    labels: dict[str, str] | None = None,
     timeout_s: float = 900.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Upload `image` as sandbox image `name` and wait for its build; returns the sandbox."""
+    """Upload `image` as sandbox image `name` and wait for its build; returns the sandbox.
+    `labels` go on the build sandbox (the ownership mark)."""
     before = _current_ref(creds, name)
-    with_retries(lambda: _upload(creds, name, image, memory_mb))
+    with_retries(lambda: _upload(creds, name, image, memory_mb, labels or {}))
     return wait_image_built(creds, name, before, timeout_s, sleep)
 
 
@@ -50,7 +52,13 @@ def image_ref_of(sandbox: dict[str, Any]) -> str | None:
     return ((sandbox.get("spec") or {}).get("runtime") or {}).get("image")
 
 
-def _upload(creds: BlaxelCredentials, name: str, image: ImageInstance, memory_mb: int) -> None:
+def _upload(
+    creds: BlaxelCredentials,
+    name: str,
+    image: ImageInstance,
+    memory_mb: int,
+    labels: dict[str, str],
+) -> None:
     # The SDK's build_sync steps, minus its wait (see the module docstring); private helpers of
     # the pinned SDK (blaxel 0.4.24).
     _connect(creds)
@@ -58,6 +66,9 @@ def _upload(creds: BlaxelCredentials, name: str, image: ImageInstance, memory_mb
     try:
         archive = image._create_zip(build_dir)
         payload = image._create_sandbox_payload(name, memory_mb, {})
+        # Plain sandbox labels, not build labels (those are signed into the upload).
+        for key, value in labels.items():
+            payload.metadata.labels[key] = value  # type: ignore[index,union-attr]
         with _mapped(f"push image {name}"):
             response, upload_url = image._create_sandbox_with_upload_sync(payload)
         status = int(response.status_code)

@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 
 from infra.images import choose_factory, image_digest, load_image
+from infra.names import Owner
 from infra.providers.image import SandboxImage, latest_image_ref
 from infra.worker_image import WorkerImageConfig, build_worker_image
 
@@ -21,6 +22,8 @@ class ImageSpec:
     factory: str
     context_dir: str  # relative to the package root (infra.images.PACKAGE_ROOT)
     memory_mb: int = 4096
+    # The config key that sets the name, named in the error when another stack has it.
+    name_key: str = ""
     # The worker's `cma:workerImage` / `cma:customToolsModule` (a WorkerImageConfig dump,
     # paths relative to the project root), when set.
     extension: dict[str, Any] | None = None
@@ -41,9 +44,11 @@ class SandboxImagesArgs:
 
     worker: ImageSpec
     orchestrator: ImageSpec
+    # The stack that marks them as its own (None: unmarked, as before ownership marks).
+    owner: Owner | None = None
 
 
-def image_props(spec: ImageSpec) -> dict[str, object]:
+def image_props(spec: ImageSpec, owner: Owner | None = None) -> dict[str, object]:
     """Provider inputs of an image; the digest is computed here, from local files only."""
     spec = spec.resolved()
     if spec.extension:
@@ -57,6 +62,9 @@ def image_props(spec: ImageSpec) -> dict[str, object]:
         "digest": image_digest(image),
         "memory_mb": spec.memory_mb,
     }
+    if owner is not None:
+        props["owner"] = {"project": owner.project, "stack": owner.stack}
+        props["name_key"] = spec.name_key
     if spec.extension:
         props["extension"] = spec.extension
     return props
@@ -82,13 +90,15 @@ class SandboxImages(pulumi.ComponentResource):
             self.worker_image = pulumi.Output.from_input(args.worker.prebuilt)
             self.worker_image_for_sandboxes = self.worker_image
         else:
-            self.worker = SandboxImage(f"{name}-worker", image_props(args.worker), child)
+            self.worker = SandboxImage(
+                f"{name}-worker", image_props(args.worker, args.owner), child
+            )
             self.worker_image = self.worker.image
             self.worker_image_for_sandboxes = pulumi.Output.from_input(
                 latest_image_ref(args.worker.image_name)
             )
         self.orchestrator = SandboxImage(
-            f"{name}-orchestrator", image_props(args.orchestrator), child
+            f"{name}-orchestrator", image_props(args.orchestrator, args.owner), child
         )
         self.orchestrator_image = self.orchestrator.image
         self.orchestrator_digest = self.orchestrator.digest

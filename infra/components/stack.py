@@ -12,7 +12,7 @@ from infra.agent_stack import AgentsConfigError, AgentsPlan, plan_agents
 from infra.components.agents import AgentPlatform, AgentPlatformArgs
 from infra.components.images import ImageSpec, SandboxImages, SandboxImagesArgs
 from infra.components.orchestrator import Orchestrator, OrchestratorArgs, WorkerSettings
-from infra.config import ConfigError, StackConfig, StackNames, secret_output
+from infra.config import NAME_KEYS, ConfigError, StackConfig, StackNames, secret_output
 from infra.names import Owner
 from infra.providers.agent import DEFAULT_MODEL
 from infra.worker_image import WorkerImageConfig
@@ -56,6 +56,7 @@ class CmaBlaxelStackArgs:
                 WORKER_FACTORY,
                 "worker",
                 config.worker_memory_mb,
+                name_key=NAME_KEYS["worker_image"],
                 extension=extension if has_extension else None,
             ),
             orchestrator_image=ImageSpec(
@@ -63,6 +64,7 @@ class CmaBlaxelStackArgs:
                 ORCHESTRATOR_FACTORY,
                 "orchestrator_app",
                 config.orchestrator_memory_mb,
+                name_key=NAME_KEYS["orchestrator_image"],
             ),
             names=names,
             owner=owner,
@@ -126,7 +128,7 @@ class CmaBlaxelStack(pulumi.ComponentResource):
         )
         self.images = SandboxImages(
             f"{name}-images",
-            SandboxImagesArgs(args.worker_image, args.orchestrator_image),
+            SandboxImagesArgs(args.worker_image, args.orchestrator_image, args.owner),
             child,
         )
         self.orchestrator = Orchestrator(

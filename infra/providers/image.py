@@ -4,6 +4,11 @@ The digest is computed by the program (preview time, no network) and is the only
 change means a new push: an unchanged directory shows no diff and pushes nothing. The build
 context is stored relative to the package root (`infra.images.PACKAGE_ROOT`), so state is
 the same from any checkout or install.
+
+Ownership: the image object has no labels in the API (SDK `core/client/models/image_metadata.py`),
+so the mark goes on the sandbox the push creates or updates by the image's name (the build
+sandbox, whose spec names the built version). A push over a build sandbox another stack marked,
+or an unmarked one at create, is refused; destroy leaves another stack's image alone.
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckFailure, CreateResult, ReadResult, UpdateResult
 
-from infra.names import sandbox_name_problem
-from infra.providers.base import CmaProvider, CmaResource, Props
+from infra.names import Owner, owner_of, refuse_foreign, sandbox_name_problem
+from infra.providers.base import CmaProvider, CmaResource, OwnedProps
 
 
-class ImageProps(Props):
+class ImageProps(OwnedProps):
     """Inputs of an image."""
 
     image_name: str
@@ -57,6 +62,9 @@ class ImageProvider(CmaProvider):
     """Pushes the image through the SDK's ImageInstance upload flow."""
 
     props_model = ImageProps
+    # The mark is checked against the live build sandbox and set by each push: a stack whose
+    # images predate marks shows no diff, and gets them with its next push.
+    not_diffed = frozenset({"owner", "name_key"})
     # Another name is another image.
     replace_fields = ("image_name",)
 
@@ -67,10 +75,11 @@ class ImageProvider(CmaProvider):
             result.failures.append(CheckFailure("image_name", why))
         return result
 
-    def _push(self, p: ImageProps) -> dict[str, Any]:
+    def _push(self, p: ImageProps, creating: bool) -> dict[str, Any]:
         from infra.clients.blaxel_images import push_image
         from infra.images import as_instance, load_image
 
+        self._refuse_foreign(p, creating)
         if p.extension:
             from pathlib import Path
 
@@ -81,20 +90,43 @@ class ImageProvider(CmaProvider):
             image = build_worker_image(config, Path.cwd())
         else:
             image = load_image(p.factory, p.context_dir)
-        live = push_image(self.blaxel(), p.image_name, as_instance(image), p.memory_mb)
+        marks = p.owner.mark() if p.owner else {}
+        live = push_image(self.blaxel(), p.image_name, as_instance(image), p.memory_mb, marks)
         return image_outputs(p, image_ref(live, p.image_name))
+
+    def _refuse_foreign(self, p: ImageProps, creating: bool) -> None:
+        """NotOurs when the name's build sandbox is another stack's (or, at create, nobody's)."""
+        found = self._live_owner(p.image_name)
+        if found is _ABSENT or p.owner is None:
+            return
+        owner = found if isinstance(found, Owner) else None
+        if owner == p.owner or (owner is None and not creating):
+            return  # ours, or ours from before marks (in our state already)
+        hint = f"Set {p.name_key or 'the image name'} to a name of this stack's own."
+        raise refuse_foreign("image", p.image_name, owner, p.owner, hint)
+
+    def _live_owner(self, name: str) -> Owner | object | None:
+        """The owner marked on the image's build sandbox; `_ABSENT` when there is none."""
+        from infra.clients import blaxel as bl
+        from infra.clients.errors import NotFound
+
+        try:
+            live = bl.get_sandbox_by_name(self.blaxel(), name)
+        except NotFound:
+            return _ABSENT
+        return owner_of((live.get("metadata") or {}).get("labels"))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         # A push is an upsert on the name, so a retry after a failed push converges.
         p: ImageProps = self.validated(props)
-        return CreateResult(p.image_name, self._push(p))
+        return CreateResult(p.image_name, self._push(p, creating=True))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         p: ImageProps = self.validated(news)
         if olds.get("digest") == p.digest and olds.get("image"):
             # Only settings changed: the pushed content is the same.
             return UpdateResult(image_outputs(p, str(olds["image"])))
-        return UpdateResult(self._push(p))
+        return UpdateResult(self._push(p, creating=False))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from infra.clients import blaxel as bl
@@ -111,9 +143,18 @@ class ImageProvider(CmaProvider):
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         from infra.clients import blaxel as bl
 
+        p: ImageProps = self.validated({**props, "image_name": id_})
+        found = self._live_owner(id_)
+        if p.owner and isinstance(found, Owner) and found != p.owner:
+            pulumi.log.warn(f"image {id_!r} now belongs to {found}: left as it is")
+            return
         creds = self.blaxel()
         bl.delete_sandbox_by_name(creds, id_)
         bl.delete_image_by_name(creds, id_)
+
+
+# No build sandbox of that name (distinct from None: one that carries no mark).
+_ABSENT = object()
 
 
 class SandboxImage(CmaResource, module="cma", name="SandboxImage"):

@@ -224,6 +224,8 @@ def test_default_names_are_scoped_to_project_and_stack(
     owner = {"project": "cma-blaxel", "stack": "test"}
     assert seen["cma-orchestrator-sandbox"]["owner"] == owner
     assert seen["cma-platform-agent"]["owner"] == owner
+    assert seen["cma-images-worker"]["owner"] == seen["cma-images-orchestrator"]["owner"] == owner
+    assert seen["cma-images-worker"]["name_key"] == "blaxel:workerImageName"
     # Contexts are relative to the package: the same state from any checkout.
     assert seen["cma-images-worker"]["context_dir"] == "worker"
 

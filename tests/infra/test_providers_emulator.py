@@ -62,6 +62,7 @@ def emulator() -> Iterator[EmulatorServer]:
 
 
 OWNER = {"project": "cma-blaxel", "stack": "test"}
+PROD_OWNER = {"project": "cma-blaxel", "stack": "prod"}
 
 
 @pytest.fixture
@@ -214,6 +215,61 @@ def test_image_update_with_the_same_digest_pushes_nothing(
     assert updated.outs["image"] == created.outs["image"]
     configured(ImageProvider).delete(created.id, created.outs)
     assert configured(ImageProvider).read(created.id, created.outs).id == ""
+
+
+def image_props(blaxel_props: dict[str, Any], tmp_path: Any, text: str) -> dict[str, Any]:
+    (tmp_path / "app.py").write_text(text)
+    factory = "infra.images:default_image"
+    return {
+        **blaxel_props,
+        "image_name": unique("img"),
+        "factory": factory,
+        "context_dir": str(tmp_path),
+        "digest": image_digest(load_image(factory, str(tmp_path))),
+        "memory_mb": 1024,
+    }
+
+
+def test_an_image_of_another_stack_is_neither_pushed_over_nor_deleted(
+    emulator: EmulatorServer, blaxel_props: dict[str, Any], tmp_path: Any
+) -> None:
+    theirs = {**image_props(blaxel_props, tmp_path, "print(1)\n"), "owner": PROD_OWNER}
+    created = configured(ImageProvider).create(theirs)
+    pushes = len(emulator.emulator.blaxel.image_pushes)
+    ours = {**theirs, "owner": OWNER, "name_key": "blaxel:workerImageName"}
+
+    with pytest.raises(NotOurs) as err:
+        configured(ImageProvider).create(ours)
+    with pytest.raises(NotOurs):  # an update that would push new content
+        configured(ImageProvider).update(created.id, created.outs, {**ours, "digest": "other"})
+    configured(ImageProvider).delete(created.id, {**created.outs, "owner": OWNER})
+
+    message = str(err.value)
+    assert theirs["image_name"] in message and "stack cma-blaxel/prod" in message
+    assert "blaxel:workerImageName" in message
+    assert len(emulator.emulator.blaxel.image_pushes) == pushes  # nothing pushed
+    assert emulator.emulator.blaxel.images.tags(theirs["image_name"])  # nor deleted
+    live = bl.get_sandbox_by_name(configured(ImageProvider).blaxel(), theirs["image_name"])
+    assert live["metadata"]["labels"]["cma-stack"] == "prod"
+
+
+def test_a_push_marks_the_image_and_an_unmarked_one_is_refused_only_at_create(
+    emulator: EmulatorServer, blaxel_props: dict[str, Any], tmp_path: Any
+) -> None:
+    unmarked = {**image_props(blaxel_props, tmp_path, "print(1)\n"), "owner": None}
+    created = configured(ImageProvider).create(unmarked)  # as an older version pushed it
+    ours = {**unmarked, "owner": OWNER}
+    with pytest.raises(NotOurs, match="no stack"):
+        configured(ImageProvider).create(ours)
+
+    # In our state already (pushed before marks): the next push marks it.
+    (tmp_path / "app.py").write_text("print(2)\n")
+    newer = {**ours, "digest": image_digest(load_image(ours["factory"], str(tmp_path)))}
+    configured(ImageProvider).update(created.id, created.outs, newer)
+    live = bl.get_sandbox_by_name(configured(ImageProvider).blaxel(), ours["image_name"])
+    assert live["metadata"]["labels"]["cma-stack"] == "test"
+    configured(ImageProvider).delete(created.id, newer)
+    assert configured(ImageProvider).read(created.id, newer).id == ""
 
 
 # The orchestrator sandbox

@@ -11,9 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import EndToEnd
 from tests.e2e.test_stack_semantics import by_type
+
+pytestmark = pytest.mark.engine
 
 
 def orchestrator_sandbox(e2e: EndToEnd, outputs: dict[str, Any]) -> Any:

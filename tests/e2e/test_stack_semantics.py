@@ -82,7 +82,21 @@ def test_two_stacks_own_disjoint_objects_and_a_third_cannot_take_one(e2e: EndToE
     assert len(e2e.server.emulator.blaxel.process_starts) == starts
     assert prod.project.outputs() == second
     assert httpx.get(second["orchestrator_url"] + "/ready", timeout=10).status_code == 200
+
+    # Pointed at the second one's worker image instead: refused, nothing pushed over it.
+    blaxel = e2e.server.emulator.blaxel
+    worker_image = second["worker_image"].rsplit("/", 1)[-1].split(":")[0]
+    pushes = [p for p in blaxel.image_pushes if p.sandbox == worker_image]
+    third.project.run("config", "rm", "blaxel:orchestratorSandboxName")
+    third.project.set_config("blaxel:workerImageName", worker_image)
+    refused = third.project.run("up", "--yes", "--skip-preview", check=False)
+    assert refused.returncode != 0
+    message = refused.stdout + refused.stderr
+    assert f"image '{worker_image}' already exists" in message
+    assert "belongs to stack cma-blaxel/prod" in message and "blaxel:workerImageName" in message
+    assert [p for p in blaxel.image_pushes if p.sandbox == worker_image] == pushes
     third.project.run("destroy", "--yes")
+    assert blaxel.images.tags(worker_image)  # the third's destroy left it alone
     prod.project.run("destroy", "--yes")
 
 

@@ -55,7 +55,14 @@ def _abandoned_futures_stay_in_the_fault_suite() -> Iterator[None]:
     sweeps here fail ups on purpose, so while they run, and until their leftovers are collected,
     such reports are only logged.
     """
-    loop = asyncio.get_event_loop_policy().get_event_loop()
+    policy = asyncio.get_event_loop_policy()
+    try:
+        loop = policy.get_event_loop()
+    except RuntimeError:
+        # An earlier test in this process (asyncio.run, anyio) left the thread with no loop:
+        # the sweeps' mocks then run on this one.
+        loop = policy.new_event_loop()
+        policy.set_event_loop(loop)
     previous = loop.get_exception_handler()
     loop.set_exception_handler(_log_abandoned)
     try:

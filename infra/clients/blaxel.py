@@ -38,7 +38,7 @@ from blaxel.core.common.settings import settings
 from blaxel.core.errors import BlaxelError
 from blaxel.core.sandbox.sync.sandbox import SyncSandboxInstance
 
-from infra.clients.errors import NotFound, error_for_status, with_retries
+from infra.clients.errors import NotFound, error_for_status, poll_delays, with_retries
 
 T = TypeVar("T")
 # The SDKs log every request at INFO; in `pulumi up` that drowns the resource diagnostics.
@@ -165,6 +165,7 @@ def delete_sandbox_by_name(
     except NotFound:
         return
     deadline = time.monotonic() + timeout_s
+    delays = poll_delays(cap=0.5)
     while True:
         try:  # not get_sandbox_by_name: it calls a DELETING sandbox gone already
             status = (
@@ -184,7 +185,7 @@ def delete_sandbox_by_name(
             raise error_for_status(
                 None, f"Blaxel sandbox {name} still DELETING after {timeout_s:.0f}s"
             )
-        sleep(0.5)
+        sleep(next(delays))
 
 
 # Previews
@@ -312,6 +313,7 @@ def wait_sandbox_deployed(
 ) -> dict[str, Any]:
     """Poll a sandbox until DEPLOYED; FAILED (or timing out) raises."""
     deadline = time.monotonic() + timeout_s
+    delays = poll_delays(cap=1.0)
     while True:
         sandbox = get_sandbox_by_name(creds, name)
         status = sandbox.get("status")
@@ -323,7 +325,7 @@ def wait_sandbox_deployed(
             raise error_for_status(
                 None, f"Blaxel sandbox {name} not deployed after {timeout_s:.0f}s (status {status})"
             )
-        sleep(1.0)
+        sleep(next(delays))
 
 
 def wait_process_stopped(
@@ -335,6 +337,7 @@ def wait_process_stopped(
 ) -> None:
     """Poll until a process no longer runs (or is unknown), so its port is free again."""
     deadline = time.monotonic() + timeout_s
+    delays = poll_delays(cap=0.2)
     while time.monotonic() < deadline:
         try:
             state = get_process(creds, sandbox_name, process)
@@ -342,7 +345,7 @@ def wait_process_stopped(
             return
         if state.get("status") not in ("running", "starting"):
             return
-        sleep(0.2)
+        sleep(next(delays))
 
 
 def list_process_names(creds: BlaxelCredentials, sandbox_name: str) -> list[str]:

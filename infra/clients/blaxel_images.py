@@ -19,7 +19,13 @@ from blaxel.core.image import ImageInstance
 from blaxel.core.image.image import _check_upload_response, _signed_build_metadata
 
 from infra.clients.blaxel import BlaxelCredentials, _connect, _mapped, get_sandbox_by_name
-from infra.clients.errors import NotFound, Retryable, error_for_status, with_retries
+from infra.clients.errors import (
+    NotFound,
+    Retryable,
+    error_for_status,
+    poll_delays,
+    with_retries,
+)
 
 SETTLED_GRACE_S = 20.0
 
@@ -119,6 +125,7 @@ def wait_image_built(
     """Poll the image's sandbox until BuildWatch says it is built; a failed poll is retried."""
     watch = BuildWatch(ref_before)
     deadline = time.monotonic() + timeout_s
+    delays = poll_delays(cap=0.5)
     while True:
         try:
             sandbox = get_sandbox_by_name(creds, name)
@@ -128,4 +135,4 @@ def wait_image_built(
             pass  # not visible yet, or a poll failed: the next one decides
         if time.monotonic() > deadline:
             raise error_for_status(None, f"Blaxel image {name} not built after {timeout_s:.0f}s")
-        sleep(0.5)
+        sleep(next(delays))

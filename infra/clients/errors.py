@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -74,6 +74,15 @@ def error_for_status(status: int | None, message: str) -> ClientError:
 def backoff_delays(attempts: int, base: float = 0.25, cap: float = 4.0) -> list[float]:
     """Sleep times between `attempts` tries: exponential, capped (pure, for tests)."""
     return [min(cap, base * 2**n) for n in range(max(0, attempts - 1))]
+
+
+def poll_delays(cap: float, first: float = 0.05, factor: float = 2.0) -> Iterator[float]:
+    """Sleep times between the polls of a wait: short at first, so a state reached at once
+    (a fast platform, the emulator's test timing) ends the wait at once, then `cap` (pure)."""
+    delay = min(first, cap)
+    while True:
+        yield delay
+        delay = min(cap, delay * factor)
 
 
 def with_retries(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import httpx
 
-from infra.clients.errors import Transient, error_for_status
+from infra.clients.errors import Transient, error_for_status, poll_delays
 
 
 def get_endpoint(url: str, timeout_s: float = 10.0) -> tuple[int, str]:
@@ -36,6 +36,7 @@ def wait_until_ok(
     """
     fetch = get or (lambda: get_endpoint(url))
     deadline = time.monotonic() + timeout_s
+    delays = poll_delays(cap=0.5)
     last = "no answer"
     while True:
         try:
@@ -49,4 +50,4 @@ def wait_until_ok(
             still_running()
         if time.monotonic() > deadline:
             raise Transient(f"{url} not OK after {timeout_s:.0f}s (last: {last})")
-        sleep(0.5)
+        sleep(next(delays))

@@ -171,8 +171,14 @@ def fail_once_then_converge(
     return problems, leaked + left
 
 
+# The sweep is the suite's longest test: its steps go to shards that xdist runs side by side
+# (each shard lists the steps itself, from its own clean up, and takes every SHARDS-th one).
+SHARDS = 3
+
+
+@pytest.mark.parametrize("shard", range(SHARDS), ids=lambda k: f"shard {k + 1} of {SHARDS}")
 def test_each_step_of_up_failing_once_converges_on_the_next_up_without_leaks(
-    server: EmulatorServer, fault_report: FaultReport
+    server: EmulatorServer, fault_report: FaultReport, shard: int
 ) -> None:
     injector = install(server)
     baseline = InProcessEngine()
@@ -183,7 +189,7 @@ def test_each_step_of_up_failing_once_converges_on_the_next_up_without_leaks(
     assert len(steps) >= 15, [str(s) for s in steps]
 
     problems: list[str] = []
-    for step in steps:
+    for step in steps[shard::SHARDS]:
         started = time.monotonic()
         found, leaked = fail_once_then_converge(server, injector, step, expected)
         print(f"{step}: {time.monotonic() - started:.1f} s, {found or 'ok'}")

@@ -13,6 +13,7 @@ from infra.clients.errors import (
     Unauthorized,
     backoff_delays,
     error_for_status,
+    poll_delays,
     with_retries,
 )
 
@@ -60,3 +61,10 @@ def test_the_last_transient_failure_propagates() -> None:
         with_retries(
             lambda: (_ for _ in ()).throw(RateLimited("slow")), attempts=3, sleep=lambda _: None
         )
+
+
+def test_a_wait_polls_soon_at_first_then_at_its_cap() -> None:
+    delays = poll_delays(cap=0.5)
+    first = [next(delays) for _ in range(6)]
+    assert first == [0.05, 0.1, 0.2, 0.4, 0.5, 0.5]
+    assert next(poll_delays(cap=0.02)) == 0.02  # never above the cap

@@ -242,8 +242,9 @@ def fail_once_while_wiring(
     return problems
 
 
+@pytest.mark.parametrize("shard", range(2), ids=lambda k: f"shard {k + 1} of 2")
 def test_each_step_of_the_wiring_up_failing_once_converges_on_the_next_up(
-    server: EmulatorServer, fault_report: FaultReport
+    server: EmulatorServer, fault_report: FaultReport, shard: int
 ) -> None:
     injector = install(server)
     engine = InProcessEngine()
@@ -254,7 +255,7 @@ def test_each_step_of_the_wiring_up_failing_once_converges_on_the_next_up(
 
     problems: list[str] = []
     try:
-        for step in steps:
+        for step in steps[shard::2]:
             problems += fail_once_while_wiring(server, injector, engine, step, wired)
             fault_report.up_steps_faulted += 1
     finally:

@@ -29,7 +29,6 @@ import contextlib
 import functools
 import logging
 import socket
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -52,7 +51,6 @@ from orchestrator_app.workers import (
 
 log = logging.getLogger(__name__)
 
-SEEN_WEBHOOKS_MAX = 10_000
 LIST_LIMIT = 1_000
 LIVE_STATES = ("queued", "starting", "active")
 # Poll mode: after a failed poll, wait this long, doubling up to the cap, then poll again.
@@ -175,7 +173,6 @@ class Dispatcher:
         self.workers: dict[str, WorkerRecord] = {}
         self.stats = DispatchStats()
         self.metrics = Metrics()
-        self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: dict[str, tuple[TaskKind, asyncio.Task[None]]] = {}
         # Polled (leased, not acked) items waiting for their session's dispatch task.
         self._polled: dict[str, BetaSelfHostedWork] = {}
@@ -236,19 +233,14 @@ class Dispatcher:
 
     # ------------------------------------------------------------ entry points
 
-    def notify(self, session_id: str, webhook_id: str) -> bool:
-        """A verified run-started event arrived; False when it is a duplicate delivery."""
+    def notify(self, session_id: str) -> bool:
+        """A verified run-started event arrived (its delivery id already deduped by the
+        webhook route); False when the session is being dispatched already."""
         current = self._tasks.get(session_id)
-        if webhook_id in self._seen or (current is not None and current[0] == "dispatch"):
+        if current is not None and current[0] == "dispatch":
             self.stats.duplicates += 1
-            log.info(
-                "duplicate delivery ignored",
-                extra={"session_id": session_id, "webhook_id": webhook_id},
-            )
+            log.info("duplicate delivery ignored", extra={"session_id": session_id})
             return False
-        self._seen[webhook_id] = None
-        while len(self._seen) > SEEN_WEBHOOKS_MAX:
-            self._seen.popitem(last=False)
         self._hints[session_id] = self.settings.empty_drain_retries
         self.stats.accepted += 1
         self.request_drain()

@@ -7,6 +7,7 @@ here; a setting that does not validate ends the process with a message naming th
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 
@@ -16,6 +17,11 @@ from pydantic import ValidationError
 from orchestrator_app.app import create_app
 from orchestrator_app.logging import configure_logging
 from orchestrator_app.settings import Settings
+
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). The
+# web loop gives the GIL up at each socket call of a webhook answer; with the dispatch thread
+# busy, each of those waited up to the whole interval to get it back.
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def main() -> int:
@@ -31,9 +37,15 @@ def main() -> int:
         )
         return 2
     redactor.add(settings.secret_values())
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     logging.getLogger().setLevel(settings.log_level.upper())
+    app = create_app(settings)
+    # Everything imported so far lives as long as the process: out of the collector's sight, a
+    # full collection scans only what dispatch made since (measured: 200 ms pauses otherwise).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,  # keep our JSON handler for uvicorn's loggers too

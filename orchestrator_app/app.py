@@ -5,6 +5,10 @@ environment at startup (never at import). The lifespan configures the Blaxel SDK
 opens one `AsyncAnthropic` client (authenticated by the environment key only), and runs the
 drainer, the recovery poll and the janitor as background tasks when dispatch is possible, and
 in poll mode (`ORCH_DISPATCH_MODE=poll`) the long-poll loop that replaces the webhook.
+
+Those tasks and the SDK clients they use live on the dispatch loop, in its own thread
+(`dispatch_loop`), so that webhook answers never wait behind dispatch work; the web loop
+reaches them only through `DispatchLoop.call` and `DispatchLoop.run`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from starlette.routing import Route
 
 from orchestrator_app import health, status, webhooks
 from orchestrator_app.dispatch import Dispatcher, WorkQueue
+from orchestrator_app.dispatch_loop import DispatchLoop
 from orchestrator_app.errors import (
     MalformedWebhook,
     NotConfigured,
@@ -48,6 +53,10 @@ class Services:
     sandboxes: WorkerSandboxes
     dispatcher: Dispatcher
     metrics: Metrics
+    # Where the dispatcher, its tasks and the SDK clients run (never the web loop).
+    dispatch: DispatchLoop = field(default_factory=DispatchLoop)
+    # Webhook ids already accepted; read and written on the web loop only.
+    deliveries: webhooks.SeenDeliveries = field(default_factory=webhooks.SeenDeliveries)
     # Why dispatch is off (missing settings); empty when the background tasks run.
     not_dispatching: list[str] = field(default_factory=list)
     # Puts the Blaxel SDK's global configuration back as it was before the app started.
@@ -65,8 +74,45 @@ def build_services(settings: Settings) -> Services:
     blocking = [p for p in settings.missing() if "signing secret" not in p]
     # One registry per app, shared with the dispatcher's hooks.
     return Services(
-        settings, client, sandboxes, dispatcher, dispatcher.metrics, blocking, restore_blaxel
+        settings,
+        client,
+        sandboxes,
+        dispatcher,
+        dispatcher.metrics,
+        not_dispatching=blocking,
+        restore_blaxel=restore_blaxel,
     )
+
+
+async def start_background(services: Services) -> list[asyncio.Task[None]]:
+    """The drainer, janitor, recovery (and in poll mode the work poll), on the running loop."""
+    if services.not_dispatching:
+        return []
+    settings, dispatcher = services.settings, services.dispatcher
+    tasks = [
+        asyncio.create_task(dispatcher.run(), name="drainer"),
+        asyncio.create_task(
+            janitor_forever(dispatcher, settings.janitor_interval_seconds), name="janitor"
+        ),
+        asyncio.create_task(
+            recover_forever(dispatcher, settings.recovery_poll_seconds), name="recovery"
+        ),
+    ]
+    if settings.dispatch_mode == "poll":
+        tasks.append(asyncio.create_task(dispatcher.poll_forever(), name="work-poll"))
+    return tasks
+
+
+async def stop_background(services: Services, tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the background and session tasks and close the SDK clients of the running loop."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await services.dispatcher.shutdown()
+    await services.anthropic.close()
+    await close_blaxel()
 
 
 @contextlib.asynccontextmanager
@@ -76,37 +122,25 @@ async def _lifespan(
     settings = settings_factory()
     register_secrets(settings.secret_values())
     services = build_services(settings)
-    tasks: list[asyncio.Task[None]] = []
     if services.not_dispatching:
         log.warning("dispatch disabled", extra={"problems": services.not_dispatching})
-    else:
-        dispatcher = services.dispatcher
-        tasks = [
-            asyncio.create_task(dispatcher.run(), name="drainer"),
-            asyncio.create_task(
-                janitor_forever(dispatcher, settings.janitor_interval_seconds), name="janitor"
-            ),
-            asyncio.create_task(
-                recover_forever(dispatcher, settings.recovery_poll_seconds), name="recovery"
-            ),
-        ]
-        if settings.dispatch_mode == "poll":
-            tasks.append(asyncio.create_task(dispatcher.poll_forever(), name="work-poll"))
-    log.info(
-        "orchestrator started",
-        extra={"environment_id": settings.environment_id, "dispatch_mode": settings.dispatch_mode},
-    )
+    dispatch = services.dispatch
+    dispatch.start()
     try:
-        yield {"services": services}
+        tasks = await dispatch.run(start_background(services))
+        log.info(
+            "orchestrator started",
+            extra={
+                "environment_id": settings.environment_id,
+                "dispatch_mode": settings.dispatch_mode,
+            },
+        )
+        try:
+            yield {"services": services}
+        finally:
+            await dispatch.run(stop_background(services, tasks))
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await services.dispatcher.shutdown()
-        await services.anthropic.close()
-        await close_blaxel()
+        dispatch.stop()
         services.restore_blaxel()
         log.info("orchestrator stopped")
 

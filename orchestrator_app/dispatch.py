@@ -29,7 +29,6 @@ import contextlib
 import functools
 import logging
 import socket
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -52,12 +51,15 @@ from orchestrator_app.workers import (
 
 log = logging.getLogger(__name__)
 
-SEEN_WEBHOOKS_MAX = 10_000
 LIST_LIMIT = 1_000
 LIVE_STATES = ("queued", "starting", "active")
 # Poll mode: after a failed poll, wait this long, doubling up to the cap, then poll again.
 POLL_BACKOFF_SECONDS = 0.5
 POLL_BACKOFF_MAX_SECONDS = 15.0
+# At most one drain begins per this interval; requests in between coalesce into the next. A
+# drain lists the whole queue: at 200 deliveries a second they ran back to back, taking CPU
+# from the sessions' own calls (issue 16); 0.1 s is nothing next to a sandbox's creation.
+DRAIN_SPACING_SECONDS = 0.1
 SessionStatus = Literal["running", "idle", "rescheduling", "ended"]
 
 
@@ -175,7 +177,6 @@ class Dispatcher:
         self.workers: dict[str, WorkerRecord] = {}
         self.stats = DispatchStats()
         self.metrics = Metrics()
-        self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: dict[str, tuple[TaskKind, asyncio.Task[None]]] = {}
         # Polled (leased, not acked) items waiting for their session's dispatch task.
         self._polled: dict[str, BetaSelfHostedWork] = {}
@@ -236,19 +237,14 @@ class Dispatcher:
 
     # ------------------------------------------------------------ entry points
 
-    def notify(self, session_id: str, webhook_id: str) -> bool:
-        """A verified run-started event arrived; False when it is a duplicate delivery."""
+    def notify(self, session_id: str) -> bool:
+        """A verified run-started event arrived (its delivery id already deduped by the
+        webhook route); False when the session is being dispatched already."""
         current = self._tasks.get(session_id)
-        if webhook_id in self._seen or (current is not None and current[0] == "dispatch"):
+        if current is not None and current[0] == "dispatch":
             self.stats.duplicates += 1
-            log.info(
-                "duplicate delivery ignored",
-                extra={"session_id": session_id, "webhook_id": webhook_id},
-            )
+            log.info("duplicate delivery ignored", extra={"session_id": session_id})
             return False
-        self._seen[webhook_id] = None
-        while len(self._seen) > SEEN_WEBHOOKS_MAX:
-            self._seen.popitem(last=False)
         self._hints[session_id] = self.settings.empty_drain_retries
         self.stats.accepted += 1
         self.request_drain()
@@ -264,10 +260,13 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """The drainer: one drain per wake-up, forever (cancelled at shutdown)."""
+        """The drainer: one drain per wake-up, at most one per `DRAIN_SPACING_SECONDS`, forever
+        (cancelled at shutdown)."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
+            began = loop.time()
             try:
                 await self.drain()
             except APIError as exc:
@@ -277,6 +276,7 @@ class Dispatcher:
                     "drain failed; the next webhook or recovery poll retries it",
                     extra={"reason": str(exc)},
                 )
+            await asyncio.sleep(max(0.0, began + DRAIN_SPACING_SECONDS - loop.time()))
 
     async def poll_forever(self) -> None:
         """Poll mode: long-poll this environment's queue, forever (cancelled at shutdown).
@@ -374,7 +374,7 @@ class Dispatcher:
             sandbox = await self._warm(session_id)
             if sandbox is None:
                 return
-            item = await self._take(session_id)
+            item = await self._offered(session_id)
             if item is None:
                 log.info("no work left to claim for the session", extra={"session_id": session_id})
                 return
@@ -394,6 +394,18 @@ class Dispatcher:
                 "worker sandbox not ready", extra={"session_id": session_id, "reason": str(exc)}
             )
             return None
+
+    async def _offered(self, session_id: str) -> BetaSelfHostedWork | None:
+        """The session's item to claim. A listed item may not be offered to a poll yet (the
+        queue offers it a moment after it lists it; a fast warm-up polls within that moment):
+        polled again after `empty_drain_retry_seconds`, `empty_drain_retries` times at most."""
+        item = await self._take(session_id)
+        for _ in range(self.settings.empty_drain_retries):
+            if item is not None:
+                break
+            await asyncio.sleep(self.settings.empty_drain_retry_seconds)
+            item = await self._take(session_id)
+        return item
 
     async def _take(self, session_id: str | None) -> BetaSelfHostedWork | None:
         """The session's newest polled item (polling the queue dry first, so duplicates show);

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anthropic
 from starlette.requests import Request
@@ -62,11 +63,10 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-async def ready(request: Request) -> JSONResponse:
-    """Settings complete and both APIs reachable with our credentials; else 503 and the problems."""
-    services = request.state.services
+async def api_problems(services: Any) -> list[str]:
+    """What each configured API says about our credentials (run on the dispatch loop: the
+    SDK clients probed belong to it)."""
     settings = services.settings
-    problems = settings.missing()
     probes = []
     if settings.environment_id and settings.environment_key:
         probes.append(
@@ -74,7 +74,14 @@ async def ready(request: Request) -> JSONResponse:
         )
     if settings.blaxel_api_key and settings.blaxel_workspace:
         probes.append(blaxel_problem(services.sandboxes.probe, settings.blaxel_url))
-    problems += [p for p in await asyncio.gather(*probes) if p]
+    return [p for p in await asyncio.gather(*probes) if p]
+
+
+async def ready(request: Request) -> JSONResponse:
+    """Settings complete and both APIs reachable with our credentials; else 503 and the problems."""
+    services = request.state.services
+    settings = services.settings
+    problems = settings.missing() + await services.dispatch.run(api_problems(services))
     details = authorized(request, settings)
     if problems:
         log.info("not ready", extra={"problems": problems})

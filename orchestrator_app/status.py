@@ -93,7 +93,8 @@ async def queue_stats(services: Any) -> dict[str, Any]:
 
 
 async def snapshot(services: Any) -> dict[str, Any]:
-    """Everything `/status` shows; also refreshes the metrics' gauges."""
+    """Everything `/status` shows; also refreshes the metrics' gauges. Run on the dispatch
+    loop (`DispatchLoop.run`): the dispatcher's state is read in the thread that changes it."""
     queue = await queue_stats(services)
     dispatch = dispatcher_snapshot(services.dispatcher)
     services.metrics.set_gauges(
@@ -112,12 +113,13 @@ async def snapshot(services: Any) -> dict[str, Any]:
 async def status(request: Request) -> JSONResponse:
     """The orchestrator's state as JSON (token required)."""
     require_token(request)
-    return JSONResponse(await snapshot(request.state.services))
+    services = request.state.services
+    return JSONResponse(await services.dispatch.run(snapshot(services)))
 
 
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition (token required)."""
     require_token(request)
     services = request.state.services
-    await snapshot(services)
+    await services.dispatch.run(snapshot(services))
     return Response(services.metrics.render(), media_type=CONTENT_TYPE)

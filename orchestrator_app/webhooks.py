@@ -1,7 +1,9 @@
 """`POST /webhook`: verify (Standard Webhooks, through the SDK), record, answer; dispatch later.
 
-The handler does no network I/O: it checks the signature, hands the session id to the
-dispatcher (which dedupes by `webhook-id` and by in-flight session) and answers 200. Acted on:
+The handler does no network I/O and never waits for dispatch: it checks the signature, answers
+a `webhook-id` it has already accepted as a duplicate, hands the session id over to the
+dispatcher on its own loop (`DispatchLoop.call`; the dispatcher ignores a session already in
+flight) and answers 200. Acted on:
 `session.status_run_started` (dispatch) and `session.status_terminated` / `session.deleted`
 (delete the session's worker sandbox); any other signed event is acknowledged and ignored.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +41,7 @@ from orchestrator_app.errors import (
 
 log = logging.getLogger(__name__)
 
+SEEN_WEBHOOKS_MAX = 10_000
 RUN_STARTED = "session.status_run_started"
 # Events after which a session never comes back: its worker sandbox goes.
 SESSION_ENDED = ("session.status_terminated", "session.deleted")
@@ -50,6 +54,23 @@ class WebhookEvent:
     webhook_id: str
     event_type: str
     object_id: str | None
+
+
+class SeenDeliveries:
+    """The ids of the last `limit` accepted deliveries: a redelivery of one is a duplicate."""
+
+    def __init__(self, limit: int = SEEN_WEBHOOKS_MAX) -> None:
+        self.limit = limit
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def first(self, webhook_id: str) -> bool:
+        """True the first time an id is offered (and remember it), False after."""
+        if webhook_id in self._ids:
+            return False
+        self._ids[webhook_id] = None
+        while len(self._ids) > self.limit:
+            self._ids.popitem(last=False)
+        return True
 
 
 def _field(node: Any, name: str) -> Any:
@@ -170,15 +191,18 @@ async def _receive(request: Request) -> dict[str, str]:
     if event.event_type in SESSION_ENDED:
         # Another environment's session too (workspace webhooks fire for all): the cleanup
         # deletes only a sandbox labelled with this environment.
-        services.dispatcher.session_ended(event.object_id, event.event_type)
+        services.dispatch.call(services.dispatcher.session_ended, event.object_id, event.event_type)
         log.info(
             "session ended",
             extra={"session_id": event.object_id, "event_type": event.event_type},
         )
         return {"status": "accepted"}
-    accepted = services.dispatcher.notify(event.object_id, event.webhook_id)
-    log.info(
-        "run started",
-        extra={"session_id": event.object_id, "webhook_id": event.webhook_id, "accepted": accepted},
-    )
-    return {"status": "accepted" if accepted else "duplicate"}
+    if not services.deliveries.first(event.webhook_id):
+        log.info(
+            "duplicate delivery ignored",
+            extra={"session_id": event.object_id, "webhook_id": event.webhook_id},
+        )
+        return {"status": "duplicate"}
+    services.dispatch.call(services.dispatcher.notify, event.object_id)
+    log.info("run started", extra={"session_id": event.object_id, "webhook_id": event.webhook_id})
+    return {"status": "accepted"}

@@ -8,6 +8,7 @@ import pytest
 
 from bench.scheduling import default_concurrency, model_floor, ratio
 from bench.standin_worker.__main__ import sessions_token
+from bench.stats import percentile
 from orchestrator_app.settings import Settings
 
 
@@ -62,6 +63,7 @@ def raw(latencies: list[float], duplicates: int = 0, unserved: int = 0) -> dict[
         "duplicates": duplicates,
         "unserved": unserved,
         "webhook_latencies": [0.002, 0.004],
+        "webhook_idle_latencies": [0.001, 0.003],
         "webhook_bad": 0,
         "rss_peak_kib": 51200,
     }
@@ -83,6 +85,9 @@ def test_the_table_shows_each_latency_figure_for_both_modes_side_by_side() -> No
     assert by_metric["sessions not served [webhook]"].ok is True
     # Webhook answers are measured only where there is an endpoint; memory in both modes.
     assert {"answer p99", "RSS peak [webhook]", "RSS peak [poll]"} <= set(metrics)
+    idle = by_metric["answer p99 with nothing to dispatch (same load, before the burst)"]
+    idle_p99 = percentile([0.001, 0.003], 99)
+    assert idle_p99 is not None and idle.value == pytest.approx(idle_p99 * 1000)
     poll_only = [r.metric for r in rows_of({"poll": raw([0.5])}, 4, 2.0, 2, 10, 1)]
     assert not [m for m in poll_only if m.startswith("answer")]
     assert "RSS peak [poll]" in poll_only

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
@@ -43,6 +44,17 @@ def run_started(session_id: str, event_id: str = "wevt_1") -> dict[str, Any]:
 
 
 SignFn = Callable[..., tuple[bytes, dict[str, str]]]
+
+
+def after_handovers(services: Any) -> Any:
+    """The app's services once its dispatch loop has run every callback handed to it so far
+    (its callbacks run in order, so a no-op coroutine run there comes after them)."""
+
+    async def nothing() -> None:
+        return None
+
+    asyncio.run_coroutine_threadsafe(nothing(), services.dispatch.loop).result()
+    return services
 
 
 def make_signer(secret: str) -> SignFn:

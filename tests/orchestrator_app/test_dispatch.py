@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from anthropic import AsyncAnthropic
 from anthropic.types.beta.environments import BetaSelfHostedWork
 
-from orchestrator_app.dispatch import Dispatcher, WorkQueue
+from orchestrator_app.dispatch import DRAIN_SPACING_SECONDS, Dispatcher, WorkQueue
 from orchestrator_app.errors import BlaxelError
 from orchestrator_app.sandboxes import WorkerSandboxes
 from orchestrator_app.settings import Settings
@@ -230,24 +231,12 @@ def test_a_worker_with_a_usable_secret_never_gets_the_environment_key() -> None:
     assert "sk-ant-oat01-env-key" not in env.values()
 
 
-def test_the_same_webhook_id_is_accepted_once() -> None:
-    async def scenario() -> list[bool]:
-        dispatcher, _, _ = make([])
-        first = dispatcher.notify("sesn_1", "msg_1")
-        await asyncio.sleep(0)
-        again = dispatcher.notify("sesn_1", "msg_1")
-        await dispatcher.queue.client.close()
-        return [first, again]
-
-    assert asyncio.run(scenario()) == [True, False]
-
-
 def test_a_session_being_dispatched_is_not_dispatched_twice() -> None:
     async def scenario() -> list[bool]:
         dispatcher, _, _ = make([item("work_1", "sesn_1")], delays={"sesn_1": 0.2})
         await dispatcher.drain()
-        results = [dispatcher.notify("sesn_1", f"msg_{i}") for i in range(20)]
-        other = dispatcher.notify("sesn_2", "msg_other")
+        results = [dispatcher.notify("sesn_1") for _ in range(20)]
+        other = dispatcher.notify("sesn_2")
         await dispatcher.shutdown()
         await dispatcher.queue.client.close()
         return [*results, other]
@@ -274,7 +263,7 @@ def test_an_empty_listing_right_after_a_delivery_is_retried_and_the_work_served(
         dispatcher, _, sandboxes = make([], empty_drain_retries=3, empty_drain_retry_seconds=0.01)
         queue = LateQueue([item("work_1", "s1")])
         dispatcher.queue = queue
-        dispatcher.notify("s1", "msg_1")
+        dispatcher.notify("s1")
         drainer = asyncio.create_task(dispatcher.run())
         while not sandboxes.started:
             await asyncio.sleep(0.01)
@@ -287,10 +276,29 @@ def test_an_empty_listing_right_after_a_delivery_is_retried_and_the_work_served(
     assert started == [worker_process_name("work_1")]
 
 
+class LaggingPollQueue(MemoryQueue):
+    """Lists its items at once, but a poll offers them only from the third poll on."""
+
+    def __init__(self, items: list[Any]) -> None:
+        super().__init__(items)
+        self.polls = 0
+
+    async def poll(self, block_ms: int | None = None) -> Any:
+        self.polls += 1
+        return None if self.polls <= 2 else await super().poll(block_ms)
+
+
+def test_an_item_listed_before_a_poll_offers_it_is_polled_again_and_served() -> None:
+    dispatcher, _, sandboxes = make([], empty_drain_retries=3, empty_drain_retry_seconds=0.01)
+    dispatcher.queue = LaggingPollQueue([item("work_1", "s1")])
+    asyncio.run(settle(dispatcher))
+    assert [name for _, name, _ in sandboxes.started] == [worker_process_name("work_1")]
+
+
 def test_re_listing_for_a_delivery_without_work_stops_after_the_bound() -> None:
     async def scenario() -> int:
         dispatcher, queue, _ = make([], empty_drain_retries=2, empty_drain_retry_seconds=0.01)
-        dispatcher.notify("another-environments-session", "msg_1")
+        dispatcher.notify("another-environments-session")
         drains = 0
         while dispatcher._hints or dispatcher._wake.is_set():
             await dispatcher._wake.wait()
@@ -391,3 +399,23 @@ def test_a_session_end_that_deletes_its_sandbox_counts_one_deletion() -> None:
     asyncio.run(scenario())
     assert len(deleted) == 1
     assert dispatcher.metrics.totals()["worker_sandboxes_deleted"] == {"total": 1.0}
+
+
+def test_drain_requests_during_the_spacing_after_a_drain_make_one_more_drain() -> None:
+    async def scenario() -> int:
+        dispatcher, _, _ = make([])
+        drainer = asyncio.create_task(dispatcher.run())
+        dispatcher.request_drain()
+        for _ in range(50):  # deliveries arriving while the first drain runs and just after
+            await asyncio.sleep(0)
+            dispatcher.request_drain()
+        while dispatcher.stats.drains < 2:
+            await asyncio.sleep(DRAIN_SPACING_SECONDS / 4)
+        await asyncio.sleep(DRAIN_SPACING_SECONDS * 2)  # room for a third drain, if one came
+        drainer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drainer
+        await dispatcher.queue.client.close()
+        return dispatcher.stats.drains
+
+    assert asyncio.run(scenario()) == 2

@@ -135,8 +135,8 @@ def test_a_failing_poll_is_one_log_line_and_a_doubling_backoff_then_work_goes_on
     assert dispatcher.metrics.totals()["failures"] == {"poll_failed": 4.0}
 
 
-def task_names() -> set[str]:
-    return {task.get_name() for task in asyncio.all_tasks()}
+def task_names(loop: asyncio.AbstractEventLoop | None = None) -> set[str]:
+    return {task.get_name() for task in asyncio.all_tasks(loop)}
 
 
 @pytest.mark.parametrize(("mode", "polls"), [("poll", True), ("webhook", False)])
@@ -148,12 +148,20 @@ def test_the_poll_loop_runs_in_the_apps_lifespan_in_poll_mode_only(
     settings = Settings.model_validate({**offline_settings.model_dump(), "dispatch_mode": mode})
     app = create_app(settings)
 
-    async def scenario() -> tuple[set[str], set[str]]:
-        async with app.router.lifespan_context(app):
-            running = task_names()
-        return running, task_names()
+    async def on_dispatch_loop() -> set[str]:
+        return task_names()
 
-    running, after = asyncio.run(scenario())
+    async def scenario() -> tuple[set[str], set[str], set[str]]:
+        async with app.router.lifespan_context(app) as state:
+            assert state is not None
+            dispatch = state["services"].dispatch
+            running = await dispatch.run(on_dispatch_loop())
+            on_web_loop = task_names()
+        return running, on_web_loop, task_names(dispatch.loop)
+
+    running, on_web_loop, after = asyncio.run(scenario())
     assert ("work-poll" in running) is polls
     assert "drainer" in running
+    # The web loop runs none of the dispatch machinery.
+    assert not on_web_loop & {"drainer", "work-poll", "janitor", "recovery"}
     assert "work-poll" not in after and "drainer" not in after

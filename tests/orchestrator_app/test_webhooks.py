@@ -14,7 +14,14 @@ from starlette.testclient import TestClient
 
 from orchestrator_app.app import create_app
 from orchestrator_app.settings import Settings
-from tests.orchestrator_app.conftest import SignFn, make_signer, new_signing_secret, run_started
+from orchestrator_app.webhooks import SeenDeliveries
+from tests.orchestrator_app.conftest import (
+    SignFn,
+    after_handovers,
+    make_signer,
+    new_signing_secret,
+    run_started,
+)
 
 
 @pytest.fixture
@@ -24,7 +31,8 @@ def client(offline_settings: Settings) -> Iterator[TestClient]:
 
 
 def accepted(client: TestClient) -> int:
-    return int(client.app_state["services"].dispatcher.stats.accepted)
+    """Run-started events the dispatcher took (once the deliveries handed over have run)."""
+    return int(after_handovers(client.app_state["services"]).dispatcher.stats.accepted)
 
 
 def test_a_signed_run_started_event_is_accepted_for_dispatch(
@@ -47,6 +55,14 @@ def test_a_replayed_delivery_with_the_same_webhook_id_dispatches_nothing_more(
         assert again.status_code == 200
         assert again.json() == {"status": "duplicate"}
     assert accepted(client) == 1
+
+
+def test_a_webhook_id_is_seen_once_and_forgotten_past_the_limit() -> None:
+    seen = SeenDeliveries(limit=2)
+    assert [seen.first("msg_1"), seen.first("msg_1")] == [True, False]
+    seen.first("msg_2")
+    seen.first("msg_3")
+    assert seen.first("msg_1") is True
 
 
 def test_a_forged_signature_is_rejected_with_401(client: TestClient) -> None:
@@ -135,6 +151,7 @@ def test_a_session_end_event_hands_the_session_to_its_cleanup(
     response = client.post("/webhook", content=body, headers=headers)
     assert response.status_code == 200
     assert response.json() == {"status": "accepted"}
+    after_handovers(client.app_state["services"])
     assert ended == [("sesn_ended", event_type)]
     assert accepted(client) == 0
 

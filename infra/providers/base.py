@@ -23,11 +23,8 @@ from pulumi.dynamic.dynamic import ConfigureRequest
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
-from infra.config import (
-    DEFAULT_ANTHROPIC_BASE_URL,
-    DEFAULT_BLAXEL_BASE_URL,
-    ENV_FALLBACKS,
-)
+# Not infra.config: the provider host needs these constants, not the config model it builds.
+from infra.defaults import DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_BLAXEL_BASE_URL, ENV_FALLBACKS
 from infra.names import Owner
 
 if TYPE_CHECKING:  # the SDK-backed clients are imported where they are called

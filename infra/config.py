@@ -16,20 +16,13 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from infra.defaults import DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_BLAXEL_BASE_URL, ENV_FALLBACKS
 from infra.names import sandbox_name_problem, scoped_name
 
 NAMESPACES = ("cma", "blaxel")
-DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
-DEFAULT_BLAXEL_BASE_URL = "https://api.blaxel.ai/v0"
 REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 DURATION = re.compile(r"\d+[smhdw]")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# Environment variables a credential may come from when its key is not set.
-ENV_FALLBACKS = {
-    "cma:anthropicApiKey": "ANTHROPIC_API_KEY",
-    "blaxel:apiKey": "BL_API_KEY",
-    "blaxel:workspace": "BL_WORKSPACE",
-}
 
 
 class ConfigError(ValueError):

@@ -11,9 +11,12 @@ and a revoked key kept in old state is never used: refresh and destroy work with
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import sys
 from collections.abc import Iterable, Mapping
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pulumi
@@ -23,11 +26,8 @@ from pulumi.dynamic.dynamic import ConfigureRequest
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
-from infra.config import (
-    DEFAULT_ANTHROPIC_BASE_URL,
-    DEFAULT_BLAXEL_BASE_URL,
-    ENV_FALLBACKS,
-)
+# Not infra.config: the provider host needs these constants, not the config model it builds.
+from infra.defaults import DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_BLAXEL_BASE_URL, ENV_FALLBACKS
 from infra.names import Owner
 
 if TYPE_CHECKING:  # the SDK-backed clients are imported where they are called
@@ -37,6 +37,39 @@ if TYPE_CHECKING:  # the SDK-backed clients are imported where they are called
 # In the provider host, grpc logs every provider exception with its traceback at ERROR; the
 # engine already shows the exception's message on the resource, which the traceback buries.
 logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+
+# The module `python -m pulumi.dynamic` runs: the SDK's dynamic provider host.
+PROVIDER_HOST_MODULE = "pulumi.dynamic.__main__"
+
+
+def is_provider_host(main: ModuleType | None) -> bool:
+    """Whether `main` (the process's __main__) is the SDK's dynamic provider host (pure)."""
+    spec = getattr(main, "__spec__", None)
+    return getattr(spec, "name", None) == PROVIDER_HOST_MODULE
+
+
+def exit_without_teardown() -> None:
+    """End the process now, as it was ending: streams flushed, status 1 after an uncaught
+    exception (the interpreter keeps it in sys.last_value), else 0."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1 if hasattr(sys, "last_value") else 0)
+
+
+def skip_teardown_at_exit() -> None:
+    """At exit, skip the interpreter's teardown of every loaded module.
+
+    The engine waits for the provider host to exit after each command (it sends SIGINT, the
+    host stops its server and returns), and tearing down pydantic, grpc and the providers
+    takes longer than the whole no-op diff. atexit runs after the interpreter has joined the
+    server's worker threads, so an operation still running finishes as before; what is
+    skipped holds nothing to write (providers keep no state, responses have been sent).
+    """
+    atexit.register(exit_without_teardown)
+
+
+if is_provider_host(sys.modules.get("__main__")):
+    skip_teardown_at_exit()
 
 # The config keys credentials come from (and the environment variables that stand in).
 CREDENTIAL_KEYS = (

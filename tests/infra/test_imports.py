@@ -1,5 +1,6 @@
-"""The dynamic provider host of a no-op preview (check/diff only) imports no platform SDK:
-the providers import their clients where they call them."""
+"""The dynamic provider host of a no-op preview (check/diff only) imports no platform SDK
+(the providers import their clients where they call them) and does not build the stack's
+config model (infra.config), which only the program reads."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import pulumi.dynamic
 from infra.providers import agent, environment, image, sandbox, server, token, webhook, workers
 for name in ("AgentProvider", "EnvironmentProvider"):
     getattr(agent if name.startswith("Agent") else environment, name)().diff("i", {}, {"name": "x"})
-loaded = sorted(m for m in ("anthropic", "blaxel") if m in sys.modules)
+loaded = sorted(m for m in ("anthropic", "blaxel", "infra.config") if m in sys.modules)
 print(",".join(loaded) or "none")
 """
 
 
-def test_provider_modules_and_diffs_import_no_platform_sdk() -> None:
+def test_provider_modules_and_diffs_import_no_platform_sdk_nor_the_config_model() -> None:
     done = subprocess.run(
         [sys.executable, "-c", PROVIDER_HOST],
         capture_output=True,

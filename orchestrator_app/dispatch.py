@@ -60,7 +60,17 @@ POLL_BACKOFF_MAX_SECONDS = 15.0
 # drain lists the whole queue: at 200 deliveries a second they ran back to back, taking CPU
 # from the sessions' own calls (issue 16); 0.1 s is nothing next to a sandbox's creation.
 DRAIN_SPACING_SECONDS = 0.1
+# And after a drain that took d seconds, at least DRAIN_REST_FACTOR * d pass before the next:
+# a drain's cost grows with the queue it lists (200 items: most of the dispatch thread's
+# time in a burst, and the GIL the webhook answers need), so drains take at most a fifth of
+# the loop however long the queue, and a short queue still drains every 0.1 s.
+DRAIN_REST_FACTOR = 4.0
 SessionStatus = Literal["running", "idle", "rescheduling", "ended"]
+
+
+def drain_rest(took: float) -> float:
+    """How long the drainer waits after a drain that took `took` seconds (pure)."""
+    return max(DRAIN_SPACING_SECONDS - took, DRAIN_REST_FACTOR * took, 0.0)
 
 
 def is_claimable(item: BetaSelfHostedWork) -> bool:
@@ -260,8 +270,8 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """The drainer: one drain per wake-up, at most one per `DRAIN_SPACING_SECONDS`, forever
-        (cancelled at shutdown)."""
+        """The drainer: one drain per wake-up, at most one per `DRAIN_SPACING_SECONDS` and with
+        a rest of `drain_rest` after each, forever (cancelled at shutdown)."""
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
@@ -276,7 +286,7 @@ class Dispatcher:
                     "drain failed; the next webhook or recovery poll retries it",
                     extra={"reason": str(exc)},
                 )
-            await asyncio.sleep(max(0.0, began + DRAIN_SPACING_SECONDS - loop.time()))
+            await asyncio.sleep(drain_rest(loop.time() - began))
 
     async def poll_forever(self) -> None:
         """Poll mode: long-poll this environment's queue, forever (cancelled at shutdown).

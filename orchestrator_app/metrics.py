@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WORKER_STATES = ("starting", "running", "ending")
 # From a queued work item to its worker process started: sandbox warm-up dominates (seconds).
+ANSWER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -30,6 +31,16 @@ class Metrics:
             "cma_orchestrator_webhook_deliveries",
             "Webhook deliveries answered, by outcome and HTTP status.",
             ["outcome", "status"],
+            registry=r,
+        )
+        # Time spent answering a delivery inside the app (from the route being called to its
+        # answer): set against the sender's measured latency, it tells the orchestrator's own
+        # share from the network's and the machine's.
+        self.webhook_answer_seconds = Histogram(
+            "cma_orchestrator_webhook_answer_seconds",
+            "Time the app took to answer a webhook delivery, by HTTP status.",
+            ["status"],
+            buckets=ANSWER_BUCKETS,
             registry=r,
         )
         self.drains = Counter(

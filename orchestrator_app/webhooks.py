@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -161,23 +162,34 @@ async def receive(request: Request) -> JSONResponse:
     """The webhook route: 200 fast, dispatch in the background; every answer counted."""
     if request.state.services.settings.dispatch_mode == "poll":
         raise HTTPException(404)  # nothing is delivered to a polling orchestrator
-    deliveries = request.state.services.metrics.webhook_deliveries
+    metrics = request.state.services.metrics
+    # Timed from the whole body's arrival: how fast the sender sends is not the app's time.
+    started = time.perf_counter()
     try:
-        answer = await _receive(request)
+        body = await _body(request)
+        started = time.perf_counter()
+        answer = _answer(request, body)
     except tuple(_REFUSALS) as exc:
         outcome = next(v for k, v in _REFUSALS.items() if isinstance(exc, k))
-        deliveries.labels(*outcome).inc()
+        metrics.webhook_deliveries.labels(*outcome).inc()
+        metrics.webhook_answer_seconds.labels(outcome[1]).observe(time.perf_counter() - started)
         raise
-    deliveries.labels(answer["status"], "200").inc()
+    metrics.webhook_deliveries.labels(answer["status"], "200").inc()
+    metrics.webhook_answer_seconds.labels("200").observe(time.perf_counter() - started)
     return JSONResponse(answer)
 
 
-async def _receive(request: Request) -> dict[str, str]:
+async def _body(request: Request) -> bytes:
+    settings = request.state.services.settings
+    if settings.webhook_signing_secret is None:
+        raise NotConfigured("webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)")
+    return await read_body(request, settings.webhook_max_body_bytes)
+
+
+def _answer(request: Request, body: bytes) -> dict[str, str]:
+    """Verify the delivery, hand it to the dispatch loop, say what became of it (no I/O)."""
     services = request.state.services
     secrets = services.settings.signing_secrets()
-    if services.settings.webhook_signing_secret is None:
-        raise NotConfigured("webhook signing secret not set (ORCH_WEBHOOK_SIGNING_SECRET)")
-    body = await read_body(request, services.settings.webhook_max_body_bytes)
     event = verify_event(services.anthropic, body, request.headers, secrets)
     if event.event_type not in (RUN_STARTED, *SESSION_ENDED):
         log.info(

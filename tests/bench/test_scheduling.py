@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.scheduling import default_concurrency, model_floor, ratio
+from bench.scheduling import (
+    answer_buckets,
+    bucket_quantile,
+    default_concurrency,
+    model_floor,
+    ratio,
+)
 from bench.standin_worker.__main__ import sessions_token
 from bench.stats import percentile
 from orchestrator_app.settings import Settings
@@ -108,3 +114,18 @@ def test_a_small_poll_mode_burst_produces_the_poll_rows(tmp_path: Path) -> None:
     assert by_metric["sessions not served [poll]"].value == 0
     assert by_metric["duplicate workers [poll]"].value == 0
     assert not [r for r in rows if "[webhook]" in r.metric]
+
+
+def test_the_apps_answer_quantile_comes_from_the_buckets_counted_between_two_reads() -> None:
+    def text(counts: dict[str, int]) -> str:
+        return "\n".join(
+            f'cma_orchestrator_webhook_answer_seconds_bucket{{le="{le}",status="200"}} {n}.0'
+            for le, n in counts.items()
+        )
+
+    before = answer_buckets(text({"0.005": 10, "0.01": 10, "0.1": 10, "+Inf": 10}))
+    # 100 answers between the reads: 98 under 5 ms, one more under 10 ms, the last under 0.1 s.
+    after = answer_buckets(text({"0.005": 108, "0.01": 109, "0.1": 110, "+Inf": 110}))
+    assert bucket_quantile(before, after, 0.99) == 0.01
+    assert bucket_quantile(before, after, 0.5) == 0.005
+    assert bucket_quantile(after, after, 0.99) is None  # nothing answered in between

@@ -13,10 +13,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from anthropic import AsyncAnthropic
 from anthropic.types.beta.environments import BetaSelfHostedWork
 
-from orchestrator_app.dispatch import DRAIN_SPACING_SECONDS, Dispatcher, WorkQueue
+from orchestrator_app.dispatch import DRAIN_SPACING_SECONDS, Dispatcher, WorkQueue, drain_rest
 from orchestrator_app.errors import BlaxelError
 from orchestrator_app.sandboxes import WorkerSandboxes
 from orchestrator_app.settings import Settings
@@ -419,3 +420,9 @@ def test_drain_requests_during_the_spacing_after_a_drain_make_one_more_drain() -
         return dispatcher.stats.drains
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_drains_rest_four_times_as_long_as_they_took_and_short_ones_still_run_every_tenth() -> None:
+    assert drain_rest(0.02) == pytest.approx(0.08)  # spacing: 0.1 s from start to start
+    assert drain_rest(0.25) == pytest.approx(1.0)  # a long listing: at most a fifth of the time
+    assert drain_rest(0.0) == pytest.approx(0.1)

@@ -83,6 +83,11 @@ def test_metrics_counters_move_when_a_session_is_served(stack: Stack) -> None:
         >= 1
     )
     assert value(after, "cma_orchestrator_drains_total") >= 1
+    # Each answer's own time is observed too, by status.
+    answered = value(after, "cma_orchestrator_webhook_answer_seconds_count", status="200")
+    assert answered >= value(
+        after, "cma_orchestrator_webhook_deliveries_total", outcome="accepted", status="200"
+    )
     assert value(after, "cma_orchestrator_dispatch_latency_seconds_count") == 1
     latency = value(after, "cma_orchestrator_dispatch_latency_seconds_sum")
     assert 0 <= latency < 60

@@ -96,8 +96,10 @@ class ImageProvider(CmaProvider):
 
     def _refuse_foreign(self, p: ImageProps, creating: bool) -> None:
         """NotOurs when the name's build sandbox is another stack's (or, at create, nobody's)."""
+        if p.owner is None:
+            return  # an unmarked stack (providers used directly) claims nothing
         found = self._live_owner(p.image_name)
-        if found is _ABSENT or p.owner is None:
+        if found is _ABSENT:
             return
         owner = found if isinstance(found, Owner) else None
         if owner == p.owner or (owner is None and not creating):

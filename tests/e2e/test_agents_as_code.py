@@ -59,6 +59,19 @@ def reply(client: anthropic.Anthropic, session_id: str, timeout: float = 120) ->
     raise AssertionError("no reply from the agent")
 
 
+def lookup_in_a_new_session(
+    client: anthropic.Anthropic, agent_id: str, environment_id: str, order_id: str
+) -> str:
+    """A new session on the agent, asked to run the custom tool; the agent's reply."""
+    session = client.beta.sessions.create(agent=agent_id, environment_id=environment_id)
+    text = 'custom lookup_order: {"order_id": "' + order_id + '"}'
+    client.beta.sessions.events.send(
+        session.id,
+        events=[{"type": "user.message", "content": [{"type": "text", "text": text}]}],
+    )
+    return reply(client, session.id)
+
+
 def test_two_agents_and_a_custom_tool_end_to_end(e2e: EndToEnd) -> None:
     project_dir = e2e.project.cwd
     (project_dir / "orders_tools.py").write_text(TOOL.replace("{status}", "shipped"))
@@ -75,21 +88,8 @@ def test_two_agents_and_a_custom_tool_end_to_end(e2e: EndToEnd) -> None:
     ) as client:
         orders = client.beta.agents.retrieve(outputs["agents"]["orders"]["id"])
         assert [t.type for t in orders.tools] == ["agent_toolset_20260401", "custom"]
-        session = client.beta.sessions.create(
-            agent=orders.id, environment_id=outputs["environment_id"]
-        )
-        client.beta.sessions.events.send(
-            session.id,
-            events=[
-                {
-                    "type": "user.message",
-                    "content": [
-                        {"type": "text", "text": 'custom lookup_order: {"order_id": "A1"}'}
-                    ],
-                }
-            ],
-        )
-        assert reply(client, session.id) == "Done. lookup_order (ok): order A1: shipped"
+        answer = lookup_in_a_new_session(client, orders.id, outputs["environment_id"], "A1")
+        assert answer == "Done. lookup_order (ok): order A1: shipped"
         assert preview_ops(e2e) == {}  # an unchanged stack, agents enriched by the API
 
         (project_dir / "orders_tools.py").write_text(TOOL.replace("{status}", "delayed"))
@@ -101,21 +101,8 @@ def test_two_agents_and_a_custom_tool_end_to_end(e2e: EndToEnd) -> None:
         assert edited["orchestrator_revision"] == outputs["orchestrator_revision"]
         assert edited["agents"]["orders"]["version"] > outputs["agents"]["orders"]["version"]
         # A new session's worker is made from the new image and serves the edited tool.
-        session = client.beta.sessions.create(
-            agent=orders.id, environment_id=outputs["environment_id"]
-        )
-        client.beta.sessions.events.send(
-            session.id,
-            events=[
-                {
-                    "type": "user.message",
-                    "content": [
-                        {"type": "text", "text": 'custom lookup_order: {"order_id": "A2"}'}
-                    ],
-                }
-            ],
-        )
-        assert reply(client, session.id) == "Done. lookup_order (ok): order A2: delayed"
+        answer = lookup_in_a_new_session(client, orders.id, outputs["environment_id"], "A2")
+        assert answer == "Done. lookup_order (ok): order A2: delayed"
 
         reviewer_id = outputs["agents"]["reviewer"]["id"]
         version = client.beta.agents.retrieve(reviewer_id).version

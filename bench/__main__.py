@@ -79,10 +79,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def orchestrator_benchmarks(args: argparse.Namespace, tmp: Path, wanted: set[str]) -> list[Row]:
-    """Scheduling, dispatch and webhook load share one emulator (and one pushed worker image)."""
+    """Scheduling on an emulator of its own (its sandbox processes niced: see
+    `scheduling.SANDBOX_NICENESS`); dispatch and webhook load share another one (and one pushed
+    worker image), whose sandbox processes compete with the orchestrator as they come."""
     rows: list[Row] = []
-    with EmulatorServer(data_dir=tmp / "emulator") as server:
-        if "scheduling" in wanted:
+    if "scheduling" in wanted:
+        with EmulatorServer(
+            data_dir=tmp / "scheduling", sandbox_niceness=scheduling.SANDBOX_NICENESS
+        ) as server:
             rows += scheduling.run(
                 server,
                 tmp,
@@ -93,8 +97,9 @@ def orchestrator_benchmarks(args: argparse.Namespace, tmp: Path, wanted: set[str
                 args.seconds,
                 tuple(args.dispatch_mode or scheduling.MODES),
             )
-        if not wanted & {"dispatch", "webhooks"}:
-            return rows
+    if not wanted & {"dispatch", "webhooks"}:
+        return rows
+    with EmulatorServer(data_dir=tmp / "emulator") as server:
         image = push_worker_image(server)
         if "dispatch" in wanted:
             rows += dispatch.run(server, image, tmp, sorted({1, args.sessions}))

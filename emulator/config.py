@@ -76,9 +76,16 @@ class EmulatorConfig:
     work_secret_ttl_s: float = 3600.0  # a sessions token's life, on the emulator clock
     regions: tuple[str, ...] = ("us-pdx-1", "eu-lon-1", "us-was-1")
     preview_url_form: str = "scheme_less"  # the backend's starting PREVIEW_URL_FORMS entry
+    # The niceness (0-19) every sandbox process runs at. On the platform a sandbox is a machine
+    # of its own: its processes never take the CPU of the process that started them. Here they
+    # share this machine's cores; a benchmark raises this so that the process it measures (an
+    # orchestrator under 200 workers starting) keeps the CPU it would have had.
+    sandbox_niceness: int = 0
 
     def __post_init__(self) -> None:
         check_preview_url_form(self.preview_url_form)
+        if not 0 <= self.sandbox_niceness <= 19:
+            raise ValueError("sandbox_niceness must be between 0 and 19")
 
     @property
     def anthropic_base_url(self) -> str:

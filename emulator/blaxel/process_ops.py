@@ -23,7 +23,11 @@ class ProcessOps(SandboxOps):
         cwd.mkdir(parents=True, exist_ok=True)
         env = process_env(sandbox, request.get("env") or {}, self.config.sandbox_path_prefix)
         process = sandbox.processes.start(
-            {**request, "workingDir": working_dir}, cwd, env, self.timing.process_restart_s
+            {**request, "workingDir": working_dir},
+            cwd,
+            env,
+            self.timing.process_restart_s,
+            self.config.sandbox_niceness,
         )
         start = ProcessStart(
             name, process.name, process.command, tuple(sorted(env)), working_dir, time.time()

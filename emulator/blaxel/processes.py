@@ -56,6 +56,7 @@ class SandboxProcess:
         env: dict[str, str],
         timeout_s: int | None,
         keep_alive: bool,
+        niceness: int = 0,
         restart_on_failure: bool = False,
         max_restarts: int = 0,
         restart_delay_s: float = 1.0,
@@ -71,6 +72,7 @@ class SandboxProcess:
         self._run_ended = threading.Event()  # the current run's end (set per run, for crash())
         self._cancel_restart = threading.Event()  # a stop during the pause between runs
         self._cwd, self._env = cwd, env
+        self._niceness = niceness
         self.command = command
         self.working_dir = working_dir
         self.keep_alive = keep_alive
@@ -101,6 +103,12 @@ class SandboxProcess:
             )
         except OSError as exc:  # e.g. no bash on the sandbox's PATH: the API's 400, not a 500
             raise BadRequest(f"could not start process: {exc}") from exc
+        if self._niceness:
+            # Set from here, just after exec (a preexec_fn is unsafe in a threaded parent):
+            # the child has only begun its start-up, and its children inherit the value.
+            # Gone already, or a value below this process's own (only root may lower it): as is.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.setpriority(os.PRIO_PROCESS, self._popen.pid, self._niceness)
         self._readers = [
             threading.Thread(
                 target=self._read, args=(self._popen.stdout, self._stdout), daemon=True
@@ -287,7 +295,9 @@ class ProcessTable:
         # The image's entrypoint (emulator/blaxel/boot.py): not listed, killed with the rest.
         self.boot: SandboxProcess | None = None
 
-    def start_boot(self, command: str, cwd: Path, env: dict[str, str]) -> SandboxProcess:
+    def start_boot(
+        self, command: str, cwd: Path, env: dict[str, str], niceness: int = 0
+    ) -> SandboxProcess:
         """Run the sandbox's boot command (the previous boot, if any, is killed first)."""
         if self.boot is not None:
             self.boot.signal(signal.SIGKILL, "killed")
@@ -299,6 +309,7 @@ class ProcessTable:
             env=env,
             timeout_s=None,
             keep_alive=False,
+            niceness=niceness,
         )
         return self.boot
 
@@ -308,6 +319,7 @@ class ProcessTable:
         cwd: Path,
         env: dict[str, str],
         restart_delay_s: float = 1.0,
+        niceness: int = 0,
     ) -> SandboxProcess:
         command = request.get("command")
         if not isinstance(command, str) or not command.strip():
@@ -329,6 +341,7 @@ class ProcessTable:
                 env=env,
                 timeout_s=int(timeout) if timeout else None,
                 keep_alive=keep_alive,
+                niceness=niceness,
                 restart_on_failure=restart_on_failure,
                 max_restarts=max_restarts,
                 restart_delay_s=restart_delay_s,

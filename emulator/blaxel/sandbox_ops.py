@@ -198,7 +198,10 @@ class SandboxOps(BlaxelState):
         )
         try:
             process = sandbox.processes.start_boot(
-                shlex.join(boot.host_argv(argv, sandbox.root)), cwd, env
+                shlex.join(boot.host_argv(argv, sandbox.root)),
+                cwd,
+                env,
+                self.config.sandbox_niceness,
             )
         except BadRequest as exc:  # no shell on PATH: the sandbox boots with nothing started
             logger.warning("blaxel emulator: boot of %s failed: %s", sandbox.name, exc)

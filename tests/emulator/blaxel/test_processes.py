@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ from blaxel.core import SandboxInstance
 from blaxel.core.sandbox.types import ResponseError
 
 from emulator.blaxel import BlaxelBackend
+from emulator.config import EmulatorConfig
 from tests.emulator.blaxel.conftest import API_KEY, WORKSPACE
 
 pytestmark = pytest.mark.anyio
@@ -35,6 +37,26 @@ async def test_exec_waiting_returns_exit_code_and_output(backend: BlaxelBackend)
     assert result.stdout == "out\n"
     assert result.stderr == "err\n"
     assert result.completed_at != ""
+
+
+async def test_processes_run_at_the_configured_niceness_children_included(
+    backend: BlaxelBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the scheduling benchmark relies on (EmulatorConfig.sandbox_niceness): a sandbox's
+    # processes take no CPU from the process under test. `nice` prints its own niceness.
+    monkeypatch.setattr(backend, "config", dataclasses.replace(backend.config, sandbox_niceness=7))
+    sandbox = await _sandbox()
+
+    result = await sandbox.process.exec(
+        {"command": "sleep 0.1; nice; sh -c nice", "wait_for_completion": True}
+    )
+
+    assert result.stdout == "7\n7\n"
+
+
+def test_a_niceness_outside_0_to_19_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="sandbox_niceness"):
+        EmulatorConfig(public_base_url="http://127.0.0.1:1", data_dir=tmp_path, sandbox_niceness=20)
 
 
 async def test_non_zero_exit_is_reported_not_raised(backend: BlaxelBackend) -> None:

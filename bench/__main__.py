@@ -85,7 +85,9 @@ def orchestrator_benchmarks(args: argparse.Namespace, tmp: Path, wanted: set[str
     rows: list[Row] = []
     if "scheduling" in wanted:
         with EmulatorServer(
-            data_dir=tmp / "scheduling", sandbox_niceness=scheduling.SANDBOX_NICENESS
+            data_dir=tmp / "scheduling",
+            sandbox_niceness=scheduling.SANDBOX_NICENESS,
+            server_niceness=scheduling.EMULATOR_NICENESS,
         ) as server:
             rows += scheduling.run(
                 server,

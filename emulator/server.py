@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -54,9 +56,14 @@ class EmulatorServer:
             timeout_graceful_shutdown=2,  # open event streams would otherwise hold shutdown
         )
         self._server = uvicorn.Server(uv_config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        niceness = self.config.server_niceness
+        # Linux only: there a thread id is a task a niceness applies to (elsewhere it is not).
+        if niceness and sys.platform == "linux":
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        self._server.run(sockets=[self._sock])
 
     def start(self) -> EmulatorServer:
         self._thread.start()

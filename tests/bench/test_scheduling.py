@@ -129,3 +129,38 @@ def test_the_apps_answer_quantile_comes_from_the_buckets_counted_between_two_rea
     assert bucket_quantile(before, after, 0.99) == 0.01
     assert bucket_quantile(before, after, 0.5) == 0.005
     assert bucket_quantile(after, after, 0.99) is None  # nothing answered in between
+
+
+def test_the_control_sets_the_answer_p99_against_an_orchestrator_with_nothing_to_dispatch() -> None:
+    from bench.scheduling import rows_of
+
+    control = {
+        "webhook_control_latencies": [0.001, 0.002],
+        "webhook_control_bad": 0,
+        "webhook_control_unserved": 1,
+    }
+    rows = rows_of({"webhook": {**raw([1.0]), **control}}, 4, 2.0, 2, 10, 1)
+    by_metric = {r.metric: r for r in rows}
+    main, other = percentile([0.002, 0.004], 99), percentile([0.001, 0.002], 99)
+    assert main is not None and other is not None
+    assert by_metric["answer p99 / control's"].value == pytest.approx(main / other)
+    # A control that did not serve its own burst is no control: the run says so.
+    assert by_metric["control: answers other than 200, sessions not served"].ok is False
+    assert "answer p99 / control's" not in {
+        r.metric for r in rows_of({"webhook": raw([1.0])}, 4, 2.0, 2, 10, 1)
+    }
+
+
+def test_a_small_webhook_mode_burst_runs_its_control_and_serves_both(tmp_path: Path) -> None:
+    from bench.scheduling import run
+    from emulator.config import fast_timing
+    from emulator.server import EmulatorServer
+
+    with EmulatorServer(timing=fast_timing(), data_dir=tmp_path / "emulator") as server:
+        rows = run(server, tmp_path, 2, 0.05, 2, rate=5, seconds=1, modes=("webhook",))
+    by_metric = {r.metric: r for r in rows}
+    assert by_metric["sessions not served [webhook]"].value == 0
+    assert by_metric["answers other than 200"].value == 0
+    assert by_metric["control: answers other than 200, sessions not served"].value == 0
+    control = by_metric["answer p99 / control's"].value
+    assert isinstance(control, float) and control > 0

@@ -6,15 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import anthropic
 import httpx
 import pytest
 
-from emulator.config import fast_timing
+from emulator.config import EmulatorConfig, fast_timing
 from emulator.faults import FaultRule
 from emulator.server import EmulatorServer
 
@@ -334,3 +336,26 @@ def test_crashing_an_unknown_sandbox_or_process_is_404(server: EmulatorServer) -
     assert no_process.status_code == 404
     assert "'ghost' not found" in no_process.json()["error"]
     server.emulator.reset()
+
+
+def _thread_nicenesses() -> dict[int, int]:
+    """This process's threads (Linux task ids) and the niceness of each."""
+    tasks = [int(t) for t in os.listdir("/proc/self/task")]
+    return {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in tasks}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own niceness is Linux's")
+def test_the_server_thread_runs_at_its_niceness_and_its_host_thread_keeps_its_own() -> None:
+    # What the scheduling benchmark relies on (EmulatorConfig.server_niceness): the emulator,
+    # in the benchmark's process, yields the CPU to the orchestrator it measures.
+    before = _thread_nicenesses()
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    with EmulatorServer(timing=fast_timing(), server_niceness=own + 3):
+        started = {t: n for t, n in _thread_nicenesses().items() if t not in before}
+        assert own + 3 in started.values()
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
+
+
+def test_a_server_niceness_outside_0_to_19_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="server_niceness"):
+        EmulatorConfig(public_base_url="http://127.0.0.1:1", data_dir=tmp_path, server_niceness=-1)

@@ -79,9 +79,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def orchestrator_benchmarks(args: argparse.Namespace, tmp: Path, wanted: set[str]) -> list[Row]:
-    """Scheduling on an emulator of its own (its sandbox processes niced: see
-    `scheduling.SANDBOX_NICENESS`); dispatch and webhook load share another one (and one pushed
-    worker image), whose sandbox processes compete with the orchestrator as they come."""
+    """Each part on an emulator of its own. Scheduling's runs its sandbox processes and its own
+    threads niced (see `scheduling.SANDBOX_NICENESS`); in the dispatch part the real workers
+    compete with the orchestrator for the CPU as they come (end to end)."""
     rows: list[Row] = []
     if "scheduling" in wanted:
         with EmulatorServer(
@@ -101,12 +101,14 @@ def orchestrator_benchmarks(args: argparse.Namespace, tmp: Path, wanted: set[str
             )
     if not wanted & {"dispatch", "webhooks"}:
         return rows
-    with EmulatorServer(data_dir=tmp / "emulator") as server:
-        image = push_worker_image(server)
-        if "dispatch" in wanted:
-            rows += dispatch.run(server, image, tmp, sorted({1, args.sessions}))
-        if "webhooks" in wanted:
-            rows += webhooks.run(server, image, tmp, args.rate, args.seconds)
+    if "dispatch" in wanted:
+        with EmulatorServer(data_dir=tmp / "dispatch") as server:
+            rows += dispatch.run(server, push_worker_image(server), tmp, sorted({1, args.sessions}))
+    if "webhooks" in wanted:
+        # An emulator of its own: nothing the dispatch part left (sessions, sandboxes, their
+        # processes) is in the way of these figures.
+        with EmulatorServer(data_dir=tmp / "webhooks") as server:
+            rows += webhooks.run(server, push_worker_image(server), tmp, args.rate, args.seconds)
     return rows
 
 

@@ -35,6 +35,18 @@ def tally(stack: Stack, sessions: list[str]) -> tuple[list[float], int, int]:
     return latencies, duplicates, unserved
 
 
+def release_workers(stack: Stack, sessions: list[str]) -> None:
+    """End the burst's workers: they would hold their sandboxes, and real workers the CPU,
+    through the next burst otherwise."""
+    from orchestrator_app.workers import worker_sandbox_name
+
+    blaxel = stack.server.emulator.blaxel
+    for session_id in sessions:
+        sandbox = blaxel.sandboxes.get(worker_sandbox_name(session_id))
+        if sandbox is not None:
+            sandbox.processes.kill_all()
+
+
 def serve_burst(stack: Stack, n: int, timeout: float) -> list[Row]:
     """Create `n` sessions at once; wait until each has a worker (or `timeout`); the figures."""
     with ThreadPoolExecutor(max_workers=min(n, 32)) as pool:
@@ -46,6 +58,7 @@ def serve_burst(stack: Stack, n: int, timeout: float) -> list[Row]:
         time.sleep(0.2)
     time.sleep(1.0)  # a duplicate start would land just after the first: give it a moment
     latencies, duplicates, unserved = tally(stack, sessions)
+    release_workers(stack, sessions)
     group = f"dispatch N={n}"
     return [
         Row(group, "run-started delivery sent→worker started p50", percentile(latencies, 50), "s"),

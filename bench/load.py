@@ -1,5 +1,6 @@
-"""`python -m bench.load URL RATE SECONDS` (signing secret on stdin): valid signed run-started
-deliveries for unknown sessions at RATE per second, open loop; JSON on stdout.
+"""`python -m bench.load URL RATE SECONDS` (signing secret on stdin): run-started deliveries
+signed with that secret (valid ones, or forged with a secret the receiver does not hold) for
+unknown sessions at RATE per second, open loop; JSON on stdout.
 
 A process of its own, so that its timing is not shared with the emulator's threads (the
 emulator runs inside the bench process). Each request is one short HTTP/1.1 connection written

@@ -22,11 +22,9 @@ answers' p99 is set against what the machine leaves any process during such a bu
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,12 +33,12 @@ from typing import Any
 
 import httpx
 
-from bench.dispatch import tally
+from bench.dispatch import release_workers, tally
 from bench.stats import Row, percentile
-from bench.webhooks import rss_kib
+from bench.webhooks import load_answers, rss_kib, start_load
 from emulator.server import EmulatorServer
 from orchestrator_app.settings import Settings
-from tests.orchestrator_app.emulated import ROOT, Stack, make_stack, push_worker_image
+from tests.orchestrator_app.emulated import Stack, make_stack, push_worker_image
 
 STANDIN_DIR = Path(__file__).resolve().parent / "standin_worker"
 MODES = ("webhook", "poll")
@@ -156,38 +154,16 @@ class RssSampler:
         self._thread.join()
 
 
-def start_load(url: str, secret: str, rate: float, seconds: float) -> subprocess.Popen[str]:
-    """`bench.load` in its own process: valid signed deliveries (unknown sessions, so no
-    worker) at `rate` for `seconds`; the secret goes on its stdin, never on a command line."""
-    load = subprocess.Popen(
-        [sys.executable, "-m", "bench.load", url, f"{rate:g}", f"{seconds:g}"],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert load.stdin is not None
-    load.stdin.write(secret + "\n")
-    load.stdin.flush()  # left open: communicate() closes it
-    return load
-
-
 def load_result(
     load: subprocess.Popen[str], timeout: float, expected: int
 ) -> tuple[list[float], int]:
     """The load's answer latencies and how many answers were not 200 (all of them, with no
     latency, when the load has not finished within `timeout`)."""
-    try:
-        out, _ = load.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        load.kill()
-        load.wait()
+    answers = load_answers(load, timeout)
+    if answers is None:
         return [], expected
-    if load.returncode != 0:
-        raise RuntimeError(f"bench.load exited {load.returncode}")
-    data = json.loads(out)
-    statuses = {int(k): v for k, v in data["statuses"].items()}
-    return data["latencies"], len(data["latencies"]) - statuses.get(200, 0)
+    latencies, statuses = answers
+    return latencies, len(latencies) - statuses.get(200, 0)
 
 
 def burst(
@@ -229,18 +205,6 @@ def burst(
         "webhook_app_p99": bucket_quantile(buckets_before, buckets_after, 0.99),
         "rss_peak_kib": rss.peak_kib,
     }
-
-
-def release_workers(stack: Stack, sessions: list[str]) -> None:
-    """End the burst's stand-in workers (they would hold their sandboxes through the next
-    mode's burst otherwise)."""
-    from orchestrator_app.workers import worker_sandbox_name
-
-    blaxel = stack.server.emulator.blaxel
-    for session_id in sessions:
-        sandbox = blaxel.sandboxes.get(worker_sandbox_name(session_id))
-        if sandbox is not None:
-            sandbox.processes.kill_all()
 
 
 def default_janitor_interval() -> str:

@@ -103,16 +103,7 @@ def point_sdk_at(base_url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-async def _sdk_client_closed() -> AsyncIterator[None]:
-    """Close the SDK's global async client on the session's loop when the session ends."""
-    yield
-    await client.get_async_httpx_client().aclose()
-
-
-@pytest.fixture(scope="session")
-def blaxel_server(
-    tmp_path_factory: pytest.TempPathFactory, _sdk_client_closed: None
-) -> Iterator[BlaxelServer]:
+def blaxel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BlaxelServer]:
     server = BlaxelServer(tmp_path_factory.mktemp("blaxel")).start()
     point_sdk_at(server.config.blaxel_base_url)
     yield server
@@ -129,7 +120,11 @@ async def backend(
 
     The SDK leaves HTTP clients open (one per SandboxInstance, one more per `process.get`): the
     test closes every client opened during it, so that an unclosed-socket warning (an error
-    here) would point at the emulator, not at the SDK.
+    here) would point at the emulator, not at the SDK. That includes the SDK's global client:
+    when a later test on this worker uses the SDK from another event loop (an orchestrator's
+    dispatch loop), the SDK drops the client of this loop without closing it
+    (blaxel/core/client/client.py:176), and its keep-alive socket would warn whenever the
+    garbage collector next ran, in whatever test that was.
     """
     opened: list[httpx.AsyncClient] = []
     init = httpx.AsyncClient.__init__
@@ -144,8 +139,9 @@ async def backend(
     yield blaxel_server.backend
     monkeypatch.undo()
     for http in opened:
-        if http is not client._async_client:  # the SDK's global client lives for the session
-            await http.aclose()
+        await http.aclose()
+    if client._async_client in opened:  # unbound: the next test's first call builds a new one
+        client._async_client, client._async_client_loop = None, None
     pids = blaxel_server.backend.running_pids()
     blaxel_server.backend.reset()
     assert not [pid for pid in pids if _alive(pid)], "reset left sandbox processes alive"

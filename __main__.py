@@ -1,5 +1,10 @@
 """The Pulumi program of this project (see infra/program.py)."""
 
-from infra.program import main
+from infra.provider_warmup import start_dynamic_provider_host
+
+# First, before the program's own imports: the provider host then starts alongside them.
+start_dynamic_provider_host()
+
+from infra.program import main  # noqa: E402
 
 main()

@@ -5,10 +5,12 @@ Shared by the local-stack script and the engine tests, so both set the engine up
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-pulumi"
 
 
+@functools.cache
 def engine_bin() -> Path:
-    """The folder holding `pulumi` and the Python language host; builds them on first use."""
+    """The folder holding `pulumi` and the Python language host; builds them on first use
+    (asked once per process: the install script takes a second even when all is cached)."""
     done = subprocess.run(
         [str(INSTALL_SCRIPT)], check=True, capture_output=True, text=True, cwd=REPO_ROOT
     )
@@ -93,25 +97,23 @@ class PulumiProject:
         return done
 
     def select_or_create(self) -> None:
-        selected = subprocess.run(
-            ["pulumi", "stack", "select", self.stack, "--non-interactive"],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-        )
-        if selected.returncode != 0:
-            subprocess.run(
-                ["pulumi", "stack", "init", self.stack, "--non-interactive"],
-                cwd=self.cwd,
-                env=self.env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
+        self.run("stack", "select", "--create")  # --stack: added by argv
 
     def set_config(self, key: str, value: str, secret: bool = False) -> None:
         self.run("config", "set", key, *(["--secret"] if secret else []), "--", value)
+
+    def set_configs(self, plain: Mapping[str, str], secret: Mapping[str, str]) -> None:
+        """Several config values in one engine call (`pulumi config set-all`)."""
+        args = [f"--plaintext={key}={value}" for key, value in plain.items()]
+        args += [f"--secret={key}={value}" for key, value in secret.items()]
+        if args:
+            self.run("config", "set-all", *args)
+
+    def config_values(self) -> dict[str, str]:
+        """Every config value of the stack, secrets decrypted, as text (one engine call)."""
+        done = self.run("config", "--json", "--show-secrets")
+        entries: dict[str, dict[str, Any]] = json.loads(done.stdout or "{}")
+        return {key: str(entry["value"]) for key, entry in entries.items() if "value" in entry}
 
     def outputs(self, show_secrets: bool = False) -> dict[str, Any]:
         args = ["stack", "output", "--json", *(["--show-secrets"] if show_secrets else [])]

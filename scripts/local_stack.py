@@ -124,13 +124,10 @@ def local_project() -> PulumiProject:
     return project
 
 
-def config_value(project: PulumiProject, key: str) -> str | None:
-    done = project.run("config", "get", key, check=False)
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def point_at_emulator(project: PulumiProject, emulator: dict[str, Any]) -> None:
-    """Base URLs and the emulator's credentials, set only where they differ (so reruns are no-ops)."""
+    """Base URLs and the emulator's credentials, set only where they differ (so reruns are
+    no-ops); one engine call reads the config and at most one writes it."""
+    current = project.config_values()
     plain = {
         "cma:anthropicBaseUrl": emulator["anthropic_base_url"],
         "blaxel:baseUrl": emulator["blaxel_base_url"],
@@ -140,12 +137,10 @@ def point_at_emulator(project: PulumiProject, emulator: dict[str, Any]) -> None:
         "cma:anthropicApiKey": emulator["anthropic_api_key"],
         "blaxel:apiKey": emulator["blaxel_api_key"],
     }
-    for key, value in plain.items():
-        if config_value(project, key) != value:
-            project.set_config(key, value)
-    for key, value in secret.items():
-        if config_value(project, key) != value:
-            project.set_config(key, value, secret=True)
+    project.set_configs(
+        plain={key: value for key, value in plain.items() if current.get(key) != value},
+        secret={key: value for key, value in secret.items() if current.get(key) != value},
+    )
 
 
 def do_console_steps(
@@ -155,8 +150,9 @@ def do_console_steps(
     console = emulator["console_url"]
     done: dict[str, Any] = json.loads(record.read_text()) if record.exists() else {}
     changed = False
-    if done.get("environment_id") != outputs["environment_id"] or not config_value(
-        project, "cma:environmentKey"
+    current = project.config_values()
+    if done.get("environment_id") != outputs["environment_id"] or not current.get(
+        "cma:environmentKey"
     ):
         key = httpx.post(f"{console}/environments/{outputs['environment_id']}/keys", timeout=10)
         key.raise_for_status()
@@ -168,9 +164,7 @@ def do_console_steps(
         record.write_text(json.dumps(done))
         return changed
     registered = {w["url"] for w in httpx.get(f"{console}/webhooks", timeout=10).json()["data"]}
-    if outputs["webhook_url"] not in registered or not config_value(
-        project, "cma:webhookSigningSecret"
-    ):
+    if outputs["webhook_url"] not in registered or not current.get("cma:webhookSigningSecret"):
         hook = httpx.post(
             f"{console}/webhooks",
             json={"url": outputs["webhook_url"], "events": CONSOLE_EVENTS},

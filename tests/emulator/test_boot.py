@@ -107,3 +107,29 @@ def test_an_image_that_starts_only_the_sandbox_api_boots_nothing() -> None:
         "-m",
         "app",
     ]
+
+
+def test_stopping_the_emulator_kills_every_process_its_sandboxes_started() -> None:
+    """The e2e fixture relies on this instead of a `pulumi destroy` after each test."""
+    with EmulatorServer(timing=fast_timing()) as own:
+        image = push(
+            own,
+            "left-running",
+            'FROM python:3.11-slim\nWORKDIR /app\nCOPY boot.py /app/boot.py\nENTRYPOINT ["python", "boot.py"]\n',
+        )
+        create(own, "left-running", image)
+        wait_for_run(own, "left-running", 1)
+        pids = own.emulator.blaxel.running_pids()
+        assert pids, "the boot script's process is running"
+
+    for pid in pids:
+        assert not pid_alive(pid), f"process {pid} outlived the emulator"
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` is a live process (a reaped or zombie one is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -93,7 +93,8 @@ class RecordCatcher(logging.Handler):
 
 @dataclass
 class EngineRecorder:
-    """Wraps one project's `run` and `set_config`: every output, every secret config value."""
+    """Wraps one project's `run`, `set_config` and `set_configs`: every output, every secret
+    config value."""
 
     outputs: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
@@ -113,8 +114,15 @@ class EngineRecorder:
                 self.secrets.append(value)
             recorded_run("config", "set", key, *(["--secret"] if secret else []), "--", value)
 
+        set_configs: Callable[..., None] = project.set_configs
+
+        def recorded_set_configs(plain: dict[str, str], secret: dict[str, str]) -> None:
+            self.secrets.extend(secret.values())
+            set_configs(plain=plain, secret=secret)  # its engine call goes through `run` above
+
         project.run = recorded_run
         project.set_config = recorded_set_config
+        project.set_configs = recorded_set_configs
 
 
 @dataclass

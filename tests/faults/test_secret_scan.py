@@ -20,6 +20,7 @@ from tests.faults.secret_scan import (
 )
 
 SECRET = "sk-ant-oat01-" + "x" * 40
+OTHER_SECRET = "bl-" + "y" * 40
 
 
 def test_a_secret_in_a_log_is_found_naming_the_log_and_only_its_prefix() -> None:
@@ -123,15 +124,19 @@ class _Project:
     def set_config(self, key: str, value: str, secret: bool = False) -> None:
         raise AssertionError("replaced by the recorder")
 
+    def set_configs(self, plain: dict[str, str], secret: dict[str, str]) -> None:
+        self.run("config", "set-all")  # as PulumiProject does: through `run`
+
 
 def test_the_engine_recorder_keeps_outputs_and_secret_config_values_not_arguments() -> None:
     sources, project = LogSources(), _Project()
     sources.watch_engine(project)
 
     project.set_config("cma:environmentKey", SECRET, secret=True)
+    project.set_configs(plain={"blaxel:workspace": "w"}, secret={"blaxel:apiKey": OTHER_SECRET})
     project.run("stack", "output", "--json", "--show-secrets")  # asked for: not a log
     project.run("up", "--yes")
 
-    assert sources.secrets() == {SECRET}
+    assert sources.secrets() == {SECRET, OTHER_SECRET}
     assert leaks(sources.logs([]), sources.secrets()) == []
     assert "updated" in sources.logs([])["engine output #0"]

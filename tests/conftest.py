@@ -1,5 +1,5 @@
 """Suite-wide guards: only loopback is ever contacted, no SDK phones home, and a test that leaks
-an open socket fails itself."""
+an open socket fails itself. Also the run's order: slowest tests first (tests/scheduling.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from tests import scheduling
 
 # Subprocesses (the Pulumi engine, sandbox processes of the emulator) inherit these:
 # telemetry off, and any HTTP(S) request to a non-loopback host goes to a dead proxy.
@@ -89,3 +91,32 @@ def _leaks_fail_the_test_that_made_them() -> Iterator[None]:
     whatever later moment the collector happens to run, in some other test of that worker."""
     yield
     gc.collect()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-durations",
+        action="store_true",
+        help=f"rewrite {scheduling.DURATIONS_FILE.name} from this run's test durations",
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Only under xdist: alone, pytest's own order (module by module) is the fastest.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items[:] = scheduling.slowest_first(items, scheduling.load_durations())
+
+
+_measured: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Runs in the controller too, for every worker's reports: setup, call and teardown add up.
+    _measured[report.nodeid] = _measured.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if session.config.getoption("record_durations") and not os.environ.get("PYTEST_XDIST_WORKER"):
+        old = scheduling.load_durations()
+        scheduling.write_durations(scheduling.merged_durations(old, _measured, _measured))

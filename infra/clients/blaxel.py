@@ -7,6 +7,7 @@ SDK failures become `infra.clients.errors` exceptions here and nowhere else.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -36,9 +37,11 @@ from blaxel.core.client.client import client as control_plane
 from blaxel.core.client.models import Preview, Sandbox
 from blaxel.core.common.settings import settings
 from blaxel.core.errors import BlaxelError
+from blaxel.core.sandbox.sync.action import SyncSandboxAction
 from blaxel.core.sandbox.sync.sandbox import SyncSandboxInstance
 
 from infra.clients.errors import NotFound, error_for_status, poll_delays, with_retries
+from infra.clients.tls import shared_tls_context
 
 T = TypeVar("T")
 # The SDKs log every request at INFO; in `pulumi up` that drowns the resource diagnostics.
@@ -230,7 +233,31 @@ def delete_preview(creds: BlaxelCredentials, sandbox: str, preview: str) -> None
 def _instance(creds: BlaxelCredentials, sandbox_name: str) -> SyncSandboxInstance:
     _connect(creds)
     with _mapped(f"get sandbox {sandbox_name}"):
-        return SyncSandboxInstance.get(sandbox_name)
+        return _share_tls(SyncSandboxInstance.get(sandbox_name))
+
+
+def _share_tls(instance: SyncSandboxInstance) -> SyncSandboxInstance:
+    """The instance, its process, filesystem and network actions making their clients with the
+    shared TLS context (`infra/clients/tls.py`: the SDK makes one client, and loads the CA
+    bundle, per call)."""
+    for action in (instance.process, instance.fs, instance.network):
+        action.get_client = functools.partial(_client_like_the_sdks, action)  # type: ignore[method-assign]
+    return instance
+
+
+def _client_like_the_sdks(action: SyncSandboxAction) -> httpx.Client:
+    """The client `SyncSandboxAction.get_client` makes (same URL and headers; SDK
+    `core/sandbox/sync/action.py:52`), with the shared TLS context."""
+    config = action.sandbox_config
+    if config.force_url:
+        return httpx.Client(
+            base_url=config.force_url, headers=config.headers, verify=shared_tls_context()
+        )
+    return httpx.Client(
+        base_url=action.url,
+        headers={**settings.headers, **config.headers},
+        verify=shared_tls_context(),
+    )
 
 
 def _in_sandbox(

@@ -11,12 +11,13 @@ from collections.abc import Callable
 import httpx
 
 from infra.clients.errors import Transient, error_for_status, poll_delays
+from infra.clients.tls import shared_tls_context
 
 
 def get_endpoint(url: str, timeout_s: float = 10.0) -> tuple[int, str]:
     """(status, body) of a GET; no answer at all raises Transient."""
     try:
-        response = httpx.get(url, timeout=timeout_s)
+        response = httpx.get(url, timeout=timeout_s, verify=shared_tls_context())
     except httpx.HTTPError as exc:
         raise error_for_status(None, f"GET {url}: {exc}") from exc
     return response.status_code, response.text[:500]

@@ -1,4 +1,6 @@
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -27,3 +29,19 @@ def test_connecting_to_a_public_address_is_blocked_and_recorded() -> None:
         sock.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed, never contacted
     assert len(_violations) == before + 1
     del _violations[before:]  # this test made it on purpose; don't fail it at teardown
+
+
+def test_subprocesses_trust_only_a_ca_that_signs_no_tls_peer() -> None:
+    """A TLS connection that slipped past the guards fails verification in any subprocess."""
+    trusted = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import httpx; print([dict(c['subject'][0])['commonName']"
+            " for c in httpx.create_ssl_context().get_ca_certs()])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert trusted.strip() == "['cma-blaxel tests: signs no TLS peer']"

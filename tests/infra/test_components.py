@@ -91,6 +91,9 @@ def registrations(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Registr
         return original(self, request)
 
     monkeypatch.setattr(pulumi_mocks.MockMonitor, "RegisterResource", record)
+    # A loop of the test's own: the mocks register the stack on the current loop, and an earlier
+    # test of the worker may have left none (asyncio.run ends by setting the loop to None).
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(StackMocks(), project="cma-blaxel", stack="test", preview=False)
     yield seen
 

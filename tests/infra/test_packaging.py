@@ -130,3 +130,24 @@ def test_plain_pulumi_preview_works_after_setup_venv(tmp_path: Path) -> None:
     )
     assert preview.returncode == 0, preview.stdout[-2000:] + preview.stderr[-2000:]
     assert '"create"' in preview.stdout
+
+
+def test_the_venvs_pulumi_wrapper_finds_its_checkout_from_its_own_path(tmp_path: Path) -> None:
+    """A checkout that links this venv (test_local_up's fresh clone) and runs setup-venv
+    rewrites the wrapper: it must stay this checkout's, and survive the checkout moving."""
+    wrapper = REPO_ROOT / ".venv" / "bin" / "pulumi"
+    assert str(REPO_ROOT) not in wrapper.read_text()
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / ".venv").symlink_to(REPO_ROOT / ".venv")
+    (linked / "scripts").mkdir()
+    (linked / "scripts" / "install-pulumi").write_text("#!/bin/sh\necho /linked-engine\n")
+    (linked / "scripts" / "install-pulumi").chmod(0o755)
+    # Run through the link, the wrapper asks the linked checkout's scripts for the engine.
+    done = subprocess.run(
+        [str(linked / ".venv" / "bin" / "pulumi"), "version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "/linked-engine/pulumi" in done.stderr, done.stderr

@@ -123,7 +123,10 @@ def timed(name: str, run: Callable[[], list[Row]]) -> list[Row]:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     wanted = set(args.only or PARTS)
-    logging.basicConfig(level=logging.WARNING)
+    # force: importing the Blaxel SDK already set the root logger to INFO with its own handler
+    # (`blaxel/core/common/logger.py`, `init_logger`), which then printed every request of the
+    # Anthropic SDK's client (`httpx2`) above the table.
+    logging.basicConfig(level=logging.WARNING, force=True)
     os.environ["DO_NOT_TRACK"] = "1"
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="cma-bench-") as tmp_dir:

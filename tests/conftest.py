@@ -27,8 +27,8 @@ for _name in ("NO_PROXY", "no_proxy"):
 # Nothing in the tests speaks TLS (the emulator and every server are plain HTTP on loopback), so
 # Python and Go clients trust one CA that signs nothing: a TLS connection that slipped past the
 # guards fails verification, and each client's SSL context loads one certificate instead of the
-# whole bundle (3.5 ms of CPU instead of 50, and again per proxy variable above; the SDKs make a
-# client per call, and this was an eighth of an e2e test's CPU).
+# whole bundle (3.5 ms of CPU instead of 50, and 50 again per proxy variable above; the SDKs
+# make a client per call: an e2e `up` test's user CPU went from 41 s to 37.7 s).
 NO_TLS_PEER_CA = Path(__file__).with_name("no_tls_peer_ca.pem")
 os.environ["SSL_CERT_FILE"] = str(NO_TLS_PEER_CA)
 os.environ.pop("SSL_CERT_DIR", None)

@@ -66,16 +66,21 @@ def wait_for_run(server: EmulatorServer, sandbox: str, runs: int) -> None:
         time.sleep(0.1)
 
 
+def boot_sandbox(server: EmulatorServer, name: str) -> None:
+    """A sandbox from an image whose entrypoint is the boot script, once it has run `served`."""
+    image = push(
+        server,
+        name,
+        'FROM python:3.11-slim\nWORKDIR /app\nCOPY boot.py /app/boot.py\nENTRYPOINT ["python", "boot.py"]\n',
+    )
+    create(server, name, image)
+    wait_for_run(server, name, 1)
+
+
 def test_the_entrypoint_starts_processes_through_the_local_api_at_boot_and_after_a_rebuild(
     server: EmulatorServer,
 ) -> None:
-    image = push(
-        server,
-        "booting",
-        'FROM python:3.11-slim\nWORKDIR /app\nCOPY boot.py /app/boot.py\nENTRYPOINT ["python", "boot.py"]\n',
-    )
-    create(server, "booting", image)
-    wait_for_run(server, "booting", 1)
+    boot_sandbox(server, "booting")
     # The entrypoint is the sandbox's PID 1, not one of its API processes.
     assert "boot" not in process_names(server, "booting")
 
@@ -112,13 +117,7 @@ def test_an_image_that_starts_only_the_sandbox_api_boots_nothing() -> None:
 def test_stopping_the_emulator_kills_every_process_its_sandboxes_started() -> None:
     """The e2e fixture relies on this instead of a `pulumi destroy` after each test."""
     with EmulatorServer(timing=fast_timing()) as own:
-        image = push(
-            own,
-            "left-running",
-            'FROM python:3.11-slim\nWORKDIR /app\nCOPY boot.py /app/boot.py\nENTRYPOINT ["python", "boot.py"]\n',
-        )
-        create(own, "left-running", image)
-        wait_for_run(own, "left-running", 1)
+        boot_sandbox(own, "left-running")
         pids = own.emulator.blaxel.running_pids()
         assert pids, "the boot script's process is running"
 

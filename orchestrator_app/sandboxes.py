@@ -42,12 +42,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Sandbox statuses: usable now, or gone for good (create replaces those).
-READY_STATUSES = {"DEPLOYED", "STANDBY"}
+# Sandbox statuses gone for good (create replaces those).
 DEAD_STATUSES = {"FAILED", "TERMINATED", "DELETING"}
-# Between two looks at a DEPLOYING sandbox: each start slot idles this long at most (half of it
-# on average) past the sandbox's readiness (0.5 s cost an eighth of a 2 s creation; issue 16).
-READY_POLL_SECONDS = 0.1
 # How long a superseded worker gets to stop its item after SIGTERM before it is killed.
 WORKER_STOP_TIMEOUT_SECONDS = 10.0
 
@@ -283,23 +279,31 @@ class WorkerSandboxes:
                 raise BlaxelError(f"sandbox {name} is {instance.status}", transient=True)
             return instance
 
-        instance = await self._retry(once, f"create sandbox {name}")
-        while instance.status not in READY_STATUSES:
-            if loop.time() > deadline:
-                raise BlaxelError(f"sandbox {name} is still {instance.status}", transient=False)
-            if instance.status in DEAD_STATUSES:
-                instance = await self._retry(once, f"create sandbox {name}")
-                continue
-            await asyncio.sleep(READY_POLL_SECONDS)
-            instance = await self._retry(lambda: SandboxInstance.get(name), f"get sandbox {name}")
-
-        # Ready means its own API answers (the first call after standby may fail: retried).
+        # Ready means its own API answers. No status poll before that: the platform holds a
+        # DEPLOYING sandbox's first calls until it is ready (docs/platform-contract.md B6), and
+        # the first call after standby may fail (retried). Polling the control plane every
+        # 0.1 s meanwhile was 20 calls a session, most of a 200-session burst's CPU (issue 16).
         async def reach() -> None:
             async with _sandbox(name) as fresh:
                 await fresh.process.list()
 
-        await self._retry(reach, f"reach sandbox {name}")
-        return name
+        await self._retry(once, f"create sandbox {name}")
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._retry(reach, f"reach sandbox {name}")
+                return name
+            except (BlaxelError, TimeoutError) as exc:
+                # Still deploying past the platform's hold, or dead while it deployed?
+                current = await self._retry(lambda: self._get(name), f"get sandbox {name}")
+                status = current.status if current is not None else "gone"
+                if loop.time() > deadline:
+                    raise BlaxelError(f"sandbox {name} is still {status}", transient=False) from exc
+                if current is not None and status not in DEAD_STATUSES:
+                    if isinstance(exc, BlaxelError) and not exc.transient:
+                        raise
+                    continue  # alive: its API is asked again
+                await self._retry(once, f"create sandbox {name}")
 
     async def start_worker(self, sandbox_name: str, request: dict[str, Any]) -> bool:
         """Start the worker process unless it already runs; True when this call started it.

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from anthropic import AsyncAnthropic
 from blaxel.core.sandbox.default.process import SandboxProcess
+from blaxel.core.sandbox.default.sandbox import SandboxInstance
 
 from emulator.config import fast_timing
 from emulator.server import EmulatorServer
@@ -174,6 +175,104 @@ def test_a_failed_worker_sandbox_is_deleted_and_recreated(
     fresh = blaxel.get_sandbox(name)
     assert fresh is not failed
     assert fresh.status == "DEPLOYED"
+
+
+@pytest.fixture
+def slow_deploys(emulator_server: EmulatorServer) -> Iterator[float]:
+    """Sandboxes of this module's emulator stay DEPLOYING for 1 s during the test."""
+    timing = emulator_server.emulator.config.timing
+    before = timing.sandbox_deploy_s
+    timing.update(sandbox_deploy_s=1.0)
+    try:
+        yield 1.0
+    finally:
+        timing.update(sandbox_deploy_s=before)
+
+
+def counting_gets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names the orchestrator reads from the control plane (`SandboxInstance.get`)."""
+    names: list[str] = []
+    original = SandboxInstance.get.__func__  # type: ignore[attr-defined]
+
+    async def get(cls: type[SandboxInstance], name: str) -> SandboxInstance:
+        names.append(name)
+        return await original(cls, name)
+
+    monkeypatch.setattr(SandboxInstance, "get", classmethod(get))
+    return names
+
+
+def test_a_deploying_sandbox_is_ready_once_its_api_answers_with_no_status_polls(
+    run: Run[Any],
+    emulator_server: EmulatorServer,
+    slow_deploys: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sid = session()
+    name = worker_sandbox_name(sid)
+    gets = counting_gets(monkeypatch)
+
+    async def scenario(sandboxes: WorkerSandboxes) -> float:
+        began = asyncio.get_running_loop().time()
+        await sandboxes.ensure_ready(sid)
+        return asyncio.get_running_loop().time() - began
+
+    took = run("env_mine", scenario)
+    # Ready only once deployed: the platform held the sandbox's first call that long.
+    assert took >= slow_deploys
+    assert emulator_server.emulator.blaxel.get_sandbox(name).status == "DEPLOYED"
+    # Looked up before creating it, and once to reach its API: polling its status every
+    # 0.1 s for the second it deploys made ten more.
+    assert len(gets) <= 3, gets
+
+
+def test_a_sandbox_that_fails_while_deploying_is_replaced(
+    run: Run[Any], emulator_server: EmulatorServer, slow_deploys: float
+) -> None:
+    sid = session()
+    name = worker_sandbox_name(sid)
+    blaxel = emulator_server.emulator.blaxel
+
+    async def scenario(sandboxes: WorkerSandboxes) -> str:
+        readying = asyncio.create_task(sandboxes.ensure_ready(sid))
+        while name not in blaxel.sandboxes:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        blaxel.fail_sandbox(name)  # its first call is held meanwhile
+        return await readying
+
+    assert run("env_mine", scenario) == name
+    assert [d.name for d in blaxel.deleted_sandboxes if d.name == name] == [name]
+    assert blaxel.get_sandbox(name).status == "DEPLOYED"
+
+
+def test_a_sandbox_still_deploying_at_the_ready_timeout_is_an_error(
+    emulator_server: EmulatorServer, worker_image_ref: str, slow_deploys: float
+) -> None:
+    config = emulator_server.config
+    settings = Settings.model_validate(
+        {
+            "environment_id": "env_mine",
+            "blaxel_base_url": config.blaxel_base_url,
+            "blaxel_api_key": config.blaxel_api_key,
+            "blaxel_workspace": config.blaxel_workspace,
+            "worker_image": worker_image_ref,
+            "worker_region": "us-pdx-1",
+            "retry_base_seconds": 0.01,
+            "sandbox_ready_timeout_seconds": 0.3,
+        }
+    )
+
+    async def main() -> None:
+        restore = configure_blaxel(settings)
+        try:
+            with pytest.raises(BlaxelError, match="is still DEPLOYING"):
+                await WorkerSandboxes(settings).ensure_ready(session())
+        finally:
+            await close_blaxel()
+            restore()
+
+    asyncio.run(main())
 
 
 class NoWorkQueue(WorkQueue):

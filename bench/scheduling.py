@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from bench.dispatch import release_workers, tally
+from bench.machine import read_cpu_times, stolen_share
 from bench.stats import Row, percentile
 from bench.webhooks import load_answers, rss_kib, start_load
 from emulator.server import EmulatorServer
@@ -166,6 +167,16 @@ def load_result(
     return latencies, len(latencies) - statuses.get(200, 0)
 
 
+def idle_load(
+    load: tuple[str, str], rate: float, seconds: float
+) -> tuple[list[float], float | None]:
+    """The load with nothing to dispatch: its answer latencies and the CPU share stolen
+    meanwhile."""
+    before = read_cpu_times()
+    latencies, _ = load_result(start_load(*load, rate, seconds), seconds + 60, int(rate * seconds))
+    return latencies, stolen_share(before, read_cpu_times())
+
+
 def burst(
     stack: Stack, n: int, timeout: float, load: tuple[str, str, float, float] | None
 ) -> dict[str, Any]:
@@ -182,6 +193,7 @@ def burst(
         token = orchestrator.env.get("ORCH_STATUS_TOKEN", "")
         buckets_before = read_answer_buckets(orchestrator.url, token) if load else {}
         with RssSampler(orchestrator.process.pid) as rss:
+            cpu_before = read_cpu_times()
             loader = start_load(*load) if load is not None else None
             sessions = [c.result() for c in creating]
             end = time.monotonic() + timeout
@@ -192,6 +204,7 @@ def burst(
             if loader is not None and load is not None:
                 _, _, rate, seconds = load
                 latencies, bad = load_result(loader, seconds + 60, int(rate * seconds))
+            stolen = stolen_share(cpu_before, read_cpu_times())
             buckets_after = read_answer_buckets(orchestrator.url, token) if load else {}
             time.sleep(1.0)  # a duplicate start would land just after the first
     served, duplicates, unserved = tally(stack, sessions)
@@ -203,6 +216,7 @@ def burst(
         "webhook_latencies": latencies,
         "webhook_bad": bad,
         "webhook_app_p99": bucket_quantile(buckets_before, buckets_after, 0.99),
+        "stolen": stolen,
         "rss_peak_kib": rss.peak_kib,
     }
 
@@ -242,13 +256,13 @@ def burst_in_mode(
         )
         load = (orchestrator.url + "/webhook", orchestrator.env["ORCH_WEBHOOK_SIGNING_SECRET"])
         # The same load first with nothing to dispatch: what the machine alone costs the answers.
-        idle, _ = load_result(start_load(*load, rate, seconds), seconds + 60, int(rate * seconds))
+        idle, idle_stolen = idle_load(load, rate, seconds)
         raw = burst(stack, sessions, timeout, (*load, rate, seconds))
     finally:
         stack.close()
         stack.client.close()
     control = control_burst(server, image, tmp, sessions, concurrency, timeout, rate, seconds)
-    return {**raw, "webhook_idle_latencies": idle, **control}
+    return {**raw, "webhook_idle_latencies": idle, "idle_stolen": idle_stolen, **control}
 
 
 def control_burst(
@@ -288,6 +302,7 @@ def control_burst(
         "webhook_control_latencies": raw["webhook_latencies"],
         "webhook_control_bad": raw["webhook_bad"],
         "webhook_control_unserved": raw["unserved"],
+        "control_stolen": raw["stolen"],
     }
 
 
@@ -369,6 +384,19 @@ def rows_of(
                 "ms",
             ),
         ]
+        rows.append(
+            Row(
+                under,
+                "CPU stolen by the hypervisor during the load: before the burst / during it"
+                + (" / during the control" if "control_stolen" in raw else ""),
+                " / ".join(
+                    _percent(raw.get(key))
+                    for key in ("idle_stolen", "stolen", "control_stolen")
+                    if key in raw
+                ),
+                "%",
+            )
+        )
         if "webhook_control_latencies" in raw:
             control = raw["webhook_control_latencies"]
             rows += [
@@ -407,3 +435,7 @@ def rows_of(
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
+
+
+def _percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share * 100:.1f}"

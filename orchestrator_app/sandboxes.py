@@ -300,9 +300,11 @@ class WorkerSandboxes:
                 if loop.time() > deadline:
                     raise BlaxelError(f"sandbox {name} is still {status}", transient=False) from exc
                 if current is not None and status not in DEAD_STATUSES:
-                    if isinstance(exc, BlaxelError) and not exc.transient:
-                        raise
-                    continue  # alive: its API is asked again
+                    if status != "DEPLOYING" or (
+                        isinstance(exc, BlaxelError) and not exc.transient
+                    ):
+                        raise  # deployed but its API fails: not ready (logged, retried later)
+                    continue  # still deploying past the platform's hold: asked again
                 await self._retry(once, f"create sandbox {name}")
 
     async def start_worker(self, sandbox_name: str, request: dict[str, Any]) -> bool:

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from bench.dispatch import release_workers, tally
-from bench.machine import read_cpu_times, stolen_share
+from bench.machine import machine_shares, read_machine
 from bench.stats import Row, percentile
 from bench.webhooks import load_answers, rss_kib, start_load
 from emulator.server import EmulatorServer
@@ -169,12 +169,12 @@ def load_result(
 
 def idle_load(
     load: tuple[str, str], rate: float, seconds: float
-) -> tuple[list[float], float | None]:
-    """The load with nothing to dispatch: its answer latencies and the CPU share stolen
-    meanwhile."""
-    before = read_cpu_times()
+) -> tuple[list[float], dict[str, float | None]]:
+    """The load with nothing to dispatch: its answer latencies and what the machine took
+    meanwhile (`machine_shares`)."""
+    before = read_machine()
     latencies, _ = load_result(start_load(*load, rate, seconds), seconds + 60, int(rate * seconds))
-    return latencies, stolen_share(before, read_cpu_times())
+    return latencies, machine_shares(before, read_machine())
 
 
 def burst(
@@ -193,7 +193,7 @@ def burst(
         token = orchestrator.env.get("ORCH_STATUS_TOKEN", "")
         buckets_before = read_answer_buckets(orchestrator.url, token) if load else {}
         with RssSampler(orchestrator.process.pid) as rss:
-            cpu_before = read_cpu_times()
+            machine_before = read_machine()
             loader = start_load(*load) if load is not None else None
             sessions = [c.result() for c in creating]
             end = time.monotonic() + timeout
@@ -204,7 +204,7 @@ def burst(
             if loader is not None and load is not None:
                 _, _, rate, seconds = load
                 latencies, bad = load_result(loader, seconds + 60, int(rate * seconds))
-            stolen = stolen_share(cpu_before, read_cpu_times())
+            machine = machine_shares(machine_before, read_machine())
             buckets_after = read_answer_buckets(orchestrator.url, token) if load else {}
             time.sleep(1.0)  # a duplicate start would land just after the first
     served, duplicates, unserved = tally(stack, sessions)
@@ -216,7 +216,7 @@ def burst(
         "webhook_latencies": latencies,
         "webhook_bad": bad,
         "webhook_app_p99": bucket_quantile(buckets_before, buckets_after, 0.99),
-        "stolen": stolen,
+        **machine,  # stolen, cpu_waited
         "rss_peak_kib": rss.peak_kib,
     }
 
@@ -256,13 +256,14 @@ def burst_in_mode(
         )
         load = (orchestrator.url + "/webhook", orchestrator.env["ORCH_WEBHOOK_SIGNING_SECRET"])
         # The same load first with nothing to dispatch: what the machine alone costs the answers.
-        idle, idle_stolen = idle_load(load, rate, seconds)
+        idle, idle_machine = idle_load(load, rate, seconds)
         raw = burst(stack, sessions, timeout, (*load, rate, seconds))
     finally:
         stack.close()
         stack.client.close()
     control = control_burst(server, image, tmp, sessions, concurrency, timeout, rate, seconds)
-    return {**raw, "webhook_idle_latencies": idle, "idle_stolen": idle_stolen, **control}
+    before = {f"idle_{key}": share for key, share in idle_machine.items()}
+    return {**raw, "webhook_idle_latencies": idle, **before, **control}
 
 
 def control_burst(
@@ -303,6 +304,7 @@ def control_burst(
         "webhook_control_bad": raw["webhook_bad"],
         "webhook_control_unserved": raw["unserved"],
         "control_stolen": raw["stolen"],
+        "control_cpu_waited": raw["cpu_waited"],
     }
 
 
@@ -384,19 +386,23 @@ def rows_of(
                 "ms",
             ),
         ]
-        rows.append(
+        loads = "before the burst / during it" + (
+            " / during the control" if "control_stolen" in raw else ""
+        )
+        rows += [
             Row(
                 under,
-                "CPU stolen by the hypervisor during the load: before the burst / during it"
-                + (" / during the control" if "control_stolen" in raw else ""),
-                " / ".join(
-                    _percent(raw.get(key))
-                    for key in ("idle_stolen", "stolen", "control_stolen")
-                    if key in raw
-                ),
+                f"CPU stolen by the hypervisor during the load: {loads}",
+                _shares(raw, "stolen"),
                 "%",
-            )
-        )
+            ),
+            Row(
+                under,
+                f"time some task waited for a CPU (PSI) during the load: {loads}",
+                _shares(raw, "cpu_waited"),
+                "%",
+            ),
+        ]
         if "webhook_control_latencies" in raw:
             control = raw["webhook_control_latencies"]
             rows += [
@@ -435,6 +441,12 @@ def rows_of(
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
+
+
+def _shares(raw: dict[str, Any], key: str) -> str:
+    """`key`'s share during the idle load, the burst's and the control's, as "a / b / c" %."""
+    keys = (f"idle_{key}", key, f"control_{key}")
+    return " / ".join(_percent(raw.get(k)) for k in keys if k in raw)
 
 
 def _percent(share: float | None) -> str:

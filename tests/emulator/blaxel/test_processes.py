@@ -54,6 +54,24 @@ async def test_processes_run_at_the_configured_niceness_children_included(
     assert result.stdout == "7\n7\n"
 
 
+async def test_a_process_leads_a_group_of_its_own_in_the_emulators_session(
+    backend: BlaxelBackend,
+) -> None:
+    # A group of its own: stop and kill reach its children. The emulator's session: a session of
+    # its own would be a scheduling autogroup of its own on Linux, where the niceness above
+    # would count for nothing against the process under test.
+    sandbox = await _sandbox()
+    ids = "import os; print(os.getsid(0), os.getpgrp())"
+
+    result = await sandbox.process.exec(
+        {"command": f"{sys.executable} -c '{ids}'; true", "wait_for_completion": True}
+    )
+
+    session, group = map(int, result.stdout.split())
+    assert session == os.getsid(0)
+    assert group == int(result.pid)  # the shell the API started leads it
+
+
 def test_a_niceness_outside_0_to_19_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sandbox_niceness"):
         EmulatorConfig(public_base_url="http://127.0.0.1:1", data_dir=tmp_path, sandbox_niceness=20)

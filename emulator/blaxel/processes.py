@@ -102,9 +102,9 @@ class SandboxProcess:
                 # Its own process group, so that stop and kill reach every child (os.killpg),
                 # but not a session of its own: on Linux a new session is a new scheduling
                 # autogroup (kernel commit 5091faa449ee, "sched: Add 'autogroup' scheduling
-                # feature"), against which the niceness below counts for nothing. In one, 200
-                # stand-in workers at niceness 19 took 1.5 cores from the orchestrator the
-                # scheduling benchmark timed.
+                # feature"), against which the niceness below counts for nothing. Measured with
+                # sessions of their own: 200 stand-in workers at niceness 19 took up to 1.5
+                # cores from the orchestrator the scheduling benchmark timed.
                 process_group=0,
             )
         except OSError as exc:  # e.g. no bash on the sandbox's PATH: the API's 400, not a 500
